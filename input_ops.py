@@ -1,0 +1,286 @@
+"""Input pipeline: a dataset folder -> sharded TFRecord files -> tf.data.
+
+The TFRecord files are a cache beside the dataset (`<dataset>/tfrecords/`),
+rebuilt only when `data.hdf5` or the split changed, and written atomically.
+Each record holds one example:
+  image  bytes   raw uint8 pixels, H*W*C, row-major
+  shape  int64   [H, W, C]
+  label  int64   class index in 0..K-1
+  id     bytes   the example's id in data.hdf5
+  index  int64   its position in the split (ids file order)
+Records are spread over the files in a fixed shuffled order, so every file is
+a mixed sample of the split and sequential reads need no large shuffle buffer.
+
+Pipelines yield dicts:
+  image  float32 [B, H, W, C], pixels scaled to [-1, 1] (x / 255 * 2 - 1)
+  label  int32 [B]
+  id     string [B]
+  index  int64 [B]
+Training batches have a fixed batch size (drop_remainder, needed on Ascend);
+evaluation visits every example of a split exactly once, the last batch
+possibly smaller.
+"""
+
+import collections
+import hashlib
+import json
+import logging
+import os
+import time
+
+import numpy as np
+import tensorflow.compat.v1 as tf
+from tqdm import tqdm
+
+from datasets import store
+from datasets.errors import DatasetError
+from datasets.files import replace_dir, staging_dir, write_json_atomic
+
+log = logging.getLogger(__name__)
+
+CACHE_FOLDER = "tfrecords"
+MANIFEST = "manifest.json"
+FORMAT_VERSION = 1
+DEFAULT_NUM_FILES = 8  # divisible by 1, 2, 4, 8 workers, so each reads whole files
+RECORD_ORDER_SEED = 0  # the fixed order records are spread over the files in
+DEFAULT_SHUFFLE_BUFFER = 10000
+
+TFRecordSplit = collections.namedtuple("TFRecordSplit", "files num_examples labels")
+TFRecordSplit.__doc__ = """One split's files, example count and labels (N int64,
+by position in the split, for choosing labeled subsets)."""
+
+
+class TFRecordCache(collections.namedtuple(
+        "TFRecordCache", "path image_shape num_classes splits")):
+    """The converted dataset: folder, (H, W, C), K, {split: TFRecordSplit}."""
+
+
+def _fingerprint(info):
+    """What the cache was built from; a change in any part rebuilds it."""
+    stat = os.stat(info.data_file)
+    return {
+        "format_version": FORMAT_VERSION,
+        "data_file_size": stat.st_size,
+        "data_file_mtime_ns": stat.st_mtime_ns,
+        "image_shape": list(info.image_shape),
+        "num_classes": info.num_classes,
+        "splits": {split: hashlib.sha1("\n".join(ids).encode("utf-8")).hexdigest()
+                   for split, ids in info.splits.items()},
+    }
+
+
+def _load_cache(info, cache_dir):
+    """The cache if it exists, is complete and matches the dataset; else None."""
+    try:
+        with open(os.path.join(cache_dir, MANIFEST)) as f:
+            manifest = json.load(f)
+    except (IOError, OSError, ValueError):
+        return None
+    if manifest.get("fingerprint") != _fingerprint(info):
+        return None
+    splits = collections.OrderedDict()
+    for split in info.splits:
+        entry = manifest["splits"].get(split)
+        if entry is None:
+            return None
+        files = [os.path.join(cache_dir, name) for name in entry["files"]]
+        labels_file = os.path.join(cache_dir, entry["labels"])
+        if not all(os.path.isfile(f) for f in files + [labels_file]):
+            return None
+        splits[split] = TFRecordSplit(files, entry["num_examples"], np.load(labels_file))
+    return TFRecordCache(cache_dir, tuple(info.image_shape), info.num_classes, splits)
+
+
+def _example_proto(image, label, example_id, index):
+    feature = {
+        "image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[image.tobytes()])),
+        "shape": tf.train.Feature(int64_list=tf.train.Int64List(value=list(image.shape))),
+        "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[int(label)])),
+        "id": tf.train.Feature(bytes_list=tf.train.BytesList(value=[example_id.encode("utf-8")])),
+        "index": tf.train.Feature(int64_list=tf.train.Int64List(value=[int(index)])),
+    }
+    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+
+
+def _write_split(out_dir, split, ids, images, labels, num_files, bar):
+    order = np.random.RandomState(RECORD_ORDER_SEED).permutation(len(ids))
+    names = []
+    for k in range(num_files):
+        name = "%s-%05d-of-%05d.tfrecord" % (split, k, num_files)
+        with tf.io.TFRecordWriter(os.path.join(out_dir, name)) as writer:
+            for index in order[k::num_files]:
+                writer.write(_example_proto(images[index], labels[index], ids[index], index))
+        bar.update(len(order[k::num_files]))
+        names.append(name)
+    labels_name = "%s-labels.npy" % split
+    np.save(os.path.join(out_dir, labels_name), np.asarray(labels, np.int64))
+    return {"files": names, "num_examples": len(ids), "labels": labels_name}
+
+
+def prepare_tfrecords(info, num_files=DEFAULT_NUM_FILES, examples=None, force=False,
+                      progress=True):
+    """Converts a dataset to TFRecord files unless an up-to-date cache exists.
+
+    Args:
+      info: datasets.store.DatasetInfo.
+      num_files: files per split, so reads run in parallel and workers can
+        take whole files.
+      examples: optional {split: (images, labels)} already in memory (as
+        download.py has them), saving a read of data.hdf5.
+      force: rebuild even if the cache is up to date.
+    Returns:
+      TFRecordCache.
+    """
+    cache_dir = os.path.join(info.path, CACHE_FOLDER)
+    cache = None if force else _load_cache(info, cache_dir)
+    if cache is not None:
+        return cache
+    start = time.time()
+    fingerprint = _fingerprint(info)
+    total = sum(len(ids) for ids in info.splits.values())
+    with staging_dir(cache_dir, "building") as staging, \
+            tqdm(total=total, desc="writing TFRecords", unit="img", leave=False,
+                 disable=None if progress else True) as bar:
+        out = os.path.join(staging, CACHE_FOLDER)
+        os.makedirs(out)
+        splits = collections.OrderedDict()
+        for split, ids in info.splits.items():
+            if examples is not None and split in examples:
+                images, labels = examples[split]
+            else:
+                images, labels = store.read_examples(info, ids)
+            if len(images) != len(ids):
+                raise DatasetError("%s split: %d ids but %d examples given"
+                                   % (split, len(ids), len(images)))
+            splits[split] = _write_split(out, split, ids, images, labels, num_files, bar)
+        write_json_atomic(os.path.join(out, MANIFEST),
+                          {"fingerprint": fingerprint, "splits": splits})
+        if _load_cache(info, cache_dir) is None:  # another process may have finished first
+            replace_dir(out, cache_dir)
+    log.info("TFRecords for %s written to %s in %.1f s (%d files per split)",
+             info.name, cache_dir, time.time() - start, num_files)
+    cache = _load_cache(info, cache_dir)
+    if cache is None:
+        raise DatasetError("%s changed while its TFRecords were being written; run again"
+                           % info.data_file)
+    return cache
+
+
+def select_labeled(labels, num_labeled, num_classes, seed):
+    """Chooses a class-balanced labeled subset, as the paper's code does:
+    permute the split with RandomState(seed), then take the first
+    num_labeled / K examples of each class in that order.
+
+    Args:
+      labels: N int class indices of the split, by position.
+      num_labeled: total labels to keep; a multiple of num_classes.
+      seed: the data seed.
+    Returns:
+      Sorted int64 array of positions in the split.
+    """
+    labels = np.asarray(labels)
+    if num_labeled <= 0 or num_labeled % num_classes:
+        raise ValueError("num_labeled must be a positive multiple of the %d classes, got %d"
+                         % (num_classes, num_labeled))
+    per_class = num_labeled // num_classes
+    order = np.random.RandomState(seed).permutation(len(labels))
+    chosen = []
+    for c in range(num_classes):
+        of_class = order[labels[order] == c]
+        if len(of_class) < per_class:
+            raise ValueError("class %d has %d examples, fewer than the %d labels per class "
+                             "asked for" % (c, len(of_class), per_class))
+        chosen.append(of_class[:per_class])
+    return np.sort(np.concatenate(chosen)).astype(np.int64)
+
+
+def _parse_batch(serialized, image_shape):
+    """Serialized records [B] -> the batch dict described in the module doc."""
+    features = tf.io.parse_example(serialized, {
+        "image": tf.io.FixedLenFeature([], tf.string),
+        "label": tf.io.FixedLenFeature([], tf.int64),
+        "id": tf.io.FixedLenFeature([], tf.string),
+        "index": tf.io.FixedLenFeature([], tf.int64),
+    })
+    batch_size = serialized.shape[0] if serialized.shape[0] is not None else -1
+    pixels = tf.reshape(tf.io.decode_raw(features["image"], tf.uint8),
+                        [batch_size] + list(image_shape))
+    image = tf.cast(pixels, tf.float32) / 255.0 * 2.0 - 1.0
+    return {"image": image, "label": tf.cast(features["label"], tf.int32),
+            "id": features["id"], "index": features["index"]}
+
+
+def _index_of(serialized):
+    return tf.io.parse_single_example(
+        serialized, {"index": tf.io.FixedLenFeature([], tf.int64)})["index"]
+
+
+def _check_shard(num_shards, shard_index):
+    if num_shards < 1 or not 0 <= shard_index < num_shards:
+        raise ValueError("shard_index must lie in [0, num_shards), got %d of %d"
+                         % (shard_index, num_shards))
+
+
+def _records(files, num_shards, shard_index, shuffle_files_seed=None, shuffle_files=False):
+    """Records of `files`, read in parallel, restricted to one shard.
+
+    Whole files go to each worker when they divide evenly; otherwise every
+    worker reads the same deterministic order and keeps every num_shards-th
+    record. Either way the shards are disjoint and cover the split.
+    """
+    files = sorted(files)
+    whole_files = num_shards > 1 and len(files) % num_shards == 0
+    if whole_files:
+        files = files[shard_index::num_shards]
+    dataset = tf.data.Dataset.from_tensor_slices(files)
+    if shuffle_files and (whole_files or num_shards == 1):
+        dataset = dataset.shuffle(len(files), seed=shuffle_files_seed)
+    dataset = dataset.interleave(
+        tf.data.TFRecordDataset, cycle_length=min(len(files), 8), block_length=1,
+        num_parallel_calls=tf.data.experimental.AUTOTUNE)
+    if num_shards > 1 and not whole_files:
+        dataset = dataset.shard(num_shards, shard_index)
+    return dataset
+
+
+def train_dataset(cache, batch_size, split="train", seed=None,
+                  shuffle_buffer=DEFAULT_SHUFFLE_BUFFER, num_shards=1, shard_index=0,
+                  subset=None):
+    """An endless, shuffled stream of fixed-size training batches.
+
+    Args:
+      cache: TFRecordCache.
+      batch_size: B; every batch has exactly B examples.
+      split: which split to read.
+      seed: shuffling seed; the same seed gives the same stream.
+      num_shards, shard_index: this worker's share for distributed runs.
+      subset: optional positions in the split (from `select_labeled`) to keep,
+        e.g. the labeled examples of semi-supervised training; they are
+        cached in memory after the first pass.
+    Returns:
+      tf.data.Dataset of batch dicts (see module doc).
+    """
+    _check_shard(num_shards, shard_index)
+    entry = cache.splits[split]
+    dataset = _records(entry.files, num_shards, shard_index, seed, shuffle_files=True)
+    if subset is not None:
+        mask = np.zeros(entry.num_examples, bool)
+        mask[np.asarray(subset, np.int64)] = True
+        keep = tf.constant(mask)
+        dataset = dataset.filter(lambda record: tf.gather(keep, _index_of(record))).cache()
+    dataset = dataset.shuffle(shuffle_buffer, seed=seed).repeat()
+    dataset = dataset.batch(batch_size, drop_remainder=True)
+    dataset = dataset.map(lambda records: _parse_batch(records, cache.image_shape),
+                          num_parallel_calls=tf.data.experimental.AUTOTUNE)
+    return dataset.prefetch(tf.data.experimental.AUTOTUNE)
+
+
+def eval_dataset(cache, batch_size, split="test", num_shards=1, shard_index=0):
+    """Every example of `split` (of this shard) exactly once, in batches of
+    `batch_size`; the last batch holds the remainder."""
+    _check_shard(num_shards, shard_index)
+    dataset = _records(cache.splits[split].files, num_shards, shard_index)
+    dataset = dataset.batch(batch_size, drop_remainder=False)
+    dataset = dataset.map(lambda records: _parse_batch(records, cache.image_shape),
+                          num_parallel_calls=tf.data.experimental.AUTOTUNE)
+    return dataset.prefetch(tf.data.experimental.AUTOTUNE)
