@@ -109,8 +109,9 @@ def read_svhn_mat(path):
 
 class _CifarUnpickler(pickle.Unpickler):
     """Loads only what CIFAR-10 batches contain: dicts, lists, str/bytes,
-    ints and numpy arrays. Any other global (a function to call, a class to
-    build) is refused, so a crafted file cannot run code."""
+    ints and numpy arrays (plus `_codecs.encode`, which Python 3 uses to
+    pickle bytes at protocol 2). Any other global (a function to call, a class
+    to build) is refused, so a crafted file cannot run code."""
 
     def find_class(self, module, name):
         allowed = {
@@ -118,9 +119,13 @@ class _CifarUnpickler(pickle.Unpickler):
             ("numpy._core.multiarray", "_reconstruct"),
             ("numpy", "ndarray"),
             ("numpy", "dtype"),
+            ("_codecs", "encode"),
         }
         if (module, name) not in allowed:
             raise pickle.UnpicklingError("refused to load global %s.%s" % (module, name))
+        if module == "_codecs":
+            import codecs
+            return codecs.encode
         if name == "_reconstruct":
             core = getattr(np, "_core", None) or np.core
             return core.multiarray._reconstruct

@@ -53,7 +53,15 @@ def prepare(spec, data_dir, mirror=None, source=None, checksums=None, skip_check
             for name, path in paths.items():
                 fetch.fetch(spec.urls(name, mirror), path, digests[name], skip_checksum,
                             timeout=timeout, progress=progress)
-        splits = spec.parse(paths)
+        try:
+            splits = spec.parse(paths)
+        except DataFormatError as e:
+            if source:
+                raise
+            # Name the file as the user knows it, not by its staging path.
+            folder = os.path.join(staging, "downloads") + os.sep
+            raise DataFormatError("%s (downloaded from %s)" % (
+                str(e).replace(folder, ""), mirror or " or ".join(spec.base_urls)))
         for split, images, labels in splits:
             if images.shape[1:] != spec.image_shape:
                 raise DataFormatError(
