@@ -202,7 +202,9 @@ def _parse_batch(serialized, image_shape):
         "id": tf.io.FixedLenFeature([], tf.string),
         "index": tf.io.FixedLenFeature([], tf.int64),
     })
-    batch_size = serialized.shape[0] if serialized.shape[0] is not None else -1
+    batch_size = serialized.shape.as_list()[0]  # static when drop_remainder
+    if batch_size is None:
+        batch_size = -1
     pixels = tf.reshape(tf.io.decode_raw(features["image"], tf.uint8),
                         [batch_size] + list(image_shape))
     image = tf.cast(pixels, tf.float32) / 255.0 * 2.0 - 1.0

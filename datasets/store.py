@@ -146,7 +146,7 @@ def open_dataset(name, data_dir="datasets"):
                  "(%d train, %d test)", path, " / ".join(SPLIT_FILES.values()),
                  len(splits["train"]), len(splits["test"]))
     folder_name = os.path.basename(os.path.normpath(path))
-    display = name.upper() if path == os.path.join(data_dir, name.lower()) else folder_name
+    display = folder_name if path == name else name.upper()
     return DatasetInfo(display, path, image_shape, num_classes, splits, split_source)
 
 

@@ -1,0 +1,192 @@
+"""TFRecord conversion and the tf.data pipelines, on a small dataset whose
+sizes are not multiples of the batch sizes."""
+
+import collections
+import os
+
+import numpy as np
+import pytest
+import tensorflow.compat.v1 as tf
+
+import input_ops
+from datasets import store
+
+SHAPE = (8, 6, 3)  # H != W, so a transposed image cannot pass
+NUM_CLASSES = 4
+NUM_TRAIN, NUM_TEST = 103, 37
+
+
+@pytest.fixture
+def toy(tmp_path):
+    """A prepared dataset: (DatasetInfo, TFRecordCache, {split: (images, labels)})."""
+    rs = np.random.RandomState(0)
+    arrays = collections.OrderedDict()
+    for split, n in (("train", NUM_TRAIN), ("test", NUM_TEST)):
+        images = rs.randint(0, 256, (n,) + SHAPE).astype(np.uint8)
+        images[0, 0, 0] = [0, 255, 128]  # known extremes for the scaling check
+        arrays[split] = (images, np.arange(n) % NUM_CLASSES)
+    folder = str(tmp_path / "toy")
+    os.makedirs(folder)
+    store.write_dataset(folder, [(s,) + a for s, a in arrays.items()], NUM_CLASSES)
+    info = store.open_dataset(folder)
+    cache = input_ops.prepare_tfrecords(info, num_files=4, progress=False)
+    return info, cache, arrays
+
+
+def run_batches(build, num_batches=None):
+    """Builds a dataset in a fresh graph and returns its first batches (all
+    of them if num_batches is None) as a list of numpy dicts."""
+    with tf.Graph().as_default():
+        batch = tf.data.make_one_shot_iterator(build()).get_next()
+        out = []
+        with tf.Session() as sess:
+            while num_batches is None or len(out) < num_batches:
+                try:
+                    out.append(sess.run(batch))
+                except tf.errors.OutOfRangeError:
+                    break
+    return out
+
+
+def concat(batches, key):
+    return np.concatenate([b[key] for b in batches])
+
+
+def test_tfrecords_round_trip_equals_the_hdf5_data(toy):
+    info, cache, arrays = toy
+    for split, (images, labels) in arrays.items():
+        batches = run_batches(lambda: input_ops.eval_dataset(cache, 10, split=split))
+        index = concat(batches, "index")
+        order = np.argsort(index)
+        np.testing.assert_array_equal(index[order], np.arange(len(images)))
+        ids = concat(batches, "id")[order]
+        assert [i.decode() for i in ids] == info.splits[split]
+        pixels = (concat(batches, "image")[order] + 1.0) / 2.0 * 255.0
+        np.testing.assert_array_equal(np.round(pixels).astype(np.uint8), images)
+        np.testing.assert_array_equal(concat(batches, "label")[order], labels)
+        np.testing.assert_array_equal(cache.splits[split].labels, labels)
+
+
+def test_pixels_are_scaled_to_minus_one_one(toy):
+    _, cache, arrays = toy
+    batches = run_batches(lambda: input_ops.eval_dataset(cache, 64, split="train"))
+    first = concat(batches, "image")[list(concat(batches, "index")).index(0)]
+    np.testing.assert_allclose(first[0, 0], [-1.0, 1.0, 128 / 255.0 * 2 - 1], atol=1e-6)
+    expected = arrays["train"][0].astype(np.float64) / 255 * 2 - 1
+    got = concat(batches, "image")[np.argsort(concat(batches, "index"))]
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+
+
+def test_training_batches_have_fixed_static_shapes(toy):
+    _, cache, _ = toy
+    with tf.Graph().as_default():
+        dataset = input_ops.train_dataset(cache, 16, seed=1)
+        batch = tf.data.make_one_shot_iterator(dataset).get_next()
+        assert batch["image"].shape.as_list() == [16] + list(SHAPE)
+        assert batch["image"].dtype == tf.float32
+        assert batch["label"].shape.as_list() == [16] and batch["label"].dtype == tf.int32
+        with tf.Session() as sess:
+            # 20 batches of 16 = 320 > 3 epochs of 103: repeat and drop_remainder.
+            values = [sess.run(batch) for _ in range(20)]
+    for v in values:
+        assert v["image"].shape == (16,) + SHAPE
+        assert -1.0 <= v["image"].min() and v["image"].max() <= 1.0
+
+
+def test_same_seed_same_stream_other_seed_other_stream(toy):
+    _, cache, _ = toy
+
+    def ids(seed):
+        batches = run_batches(lambda: input_ops.train_dataset(cache, 8, seed=seed), 13)
+        return concat(batches, "id").tolist()
+    first = ids(7)
+    assert first == ids(7)
+    assert first != ids(8)
+    assert len(set(first[:NUM_TRAIN])) == NUM_TRAIN  # one epoch visits every example once
+
+
+def test_evaluation_visits_every_example_exactly_once(toy):
+    info, cache, _ = toy
+    batches = run_batches(lambda: input_ops.eval_dataset(cache, 10))
+    assert [len(b["id"]) for b in batches] == [10, 10, 10, 7]
+    ids = [i.decode() for i in concat(batches, "id")]
+    assert sorted(ids) == sorted(info.splits["test"]) and len(set(ids)) == NUM_TEST
+
+
+@pytest.mark.parametrize("num_shards", [2, 3])  # 4 files: whole files, then records
+def test_shards_are_disjoint_and_cover_the_split(toy, num_shards):
+    info, cache, _ = toy
+    train_shares, test_shares = [], []
+    for shard in range(num_shards):
+        batches = run_batches(lambda: input_ops.eval_dataset(
+            cache, 5, split="test", num_shards=num_shards, shard_index=shard))
+        test_shares.append(concat(batches, "id").tolist())
+        size = len(run_batches(lambda: input_ops.eval_dataset(
+            cache, 1000, split="train", num_shards=num_shards, shard_index=shard))[0]["id"])
+        batches = run_batches(lambda: input_ops.train_dataset(
+            cache, 4, seed=3, num_shards=num_shards, shard_index=shard), -(-size // 4))
+        train_shares.append(set(concat(batches, "id").tolist()))
+        assert len(train_shares[-1]) == size
+    for shares, split in ((train_shares, "train"), (test_shares, "test")):
+        flat = [i for share in shares for i in share]
+        assert len(flat) == len(set(flat)), "an example reached two workers"
+        assert sorted(i.decode() for i in flat) == sorted(info.splits[split])
+    with pytest.raises(ValueError):
+        input_ops.eval_dataset(cache, 5, num_shards=2, shard_index=2)
+
+
+def test_labeled_subset_is_balanced_and_seeded(toy):
+    _, cache, _ = toy
+    labels = cache.splits["train"].labels
+    subset = input_ops.select_labeled(labels, 20, NUM_CLASSES, seed=1)
+    assert len(subset) == len(set(subset)) == 20
+    assert np.bincount(labels[subset], minlength=NUM_CLASSES).tolist() == [5] * NUM_CLASSES
+    np.testing.assert_array_equal(subset, input_ops.select_labeled(labels, 20, NUM_CLASSES, 1))
+    assert set(subset) != set(input_ops.select_labeled(labels, 20, NUM_CLASSES, 2))
+    # The paper's procedure: permute with the data seed, take each class's first.
+    order = np.random.RandomState(1).permutation(len(labels))
+    expected = np.concatenate([[i for i in order if labels[i] == c][:5] for c in range(4)])
+    assert sorted(subset) == sorted(expected)
+    with pytest.raises(ValueError, match="multiple of the 4 classes"):
+        input_ops.select_labeled(labels, 10, NUM_CLASSES, 1)
+    with pytest.raises(ValueError, match="fewer than the 30 labels per class"):
+        input_ops.select_labeled(labels, 120, NUM_CLASSES, 1)
+
+
+def test_labeled_stream_yields_only_the_subset(toy):
+    _, cache, _ = toy
+    subset = input_ops.select_labeled(cache.splits["train"].labels, 12, NUM_CLASSES, seed=4)
+    batches = run_batches(lambda: input_ops.train_dataset(cache, 5, seed=0, subset=subset), 12)
+    seen = concat(batches, "index")
+    assert set(seen) == set(subset)  # 60 draws over 12 examples: every one, nothing else
+    np.testing.assert_array_equal(concat(batches, "label"),
+                                  cache.splits["train"].labels[seen])
+
+
+def test_cache_is_reused_and_rebuilt_when_the_data_changes(toy):
+    info, cache, arrays = toy
+    manifest = os.path.join(cache.path, input_ops.MANIFEST)
+    stamp = os.stat(manifest).st_mtime_ns
+    again = input_ops.prepare_tfrecords(store.open_dataset(info.path), num_files=4,
+                                        progress=False)
+    assert os.stat(manifest).st_mtime_ns == stamp and again.splits["test"].num_examples == 37
+    # Rewrite the dataset with different test labels: the cache must follow.
+    os.remove(info.data_file)
+    for name in ("id.txt", "id_train.txt", "id_test.txt"):
+        os.remove(os.path.join(info.path, name))
+    new_labels = (arrays["test"][1] + 1) % NUM_CLASSES
+    store.write_dataset(info.path, [("train",) + arrays["train"],
+                                    ("test", arrays["test"][0], new_labels)], NUM_CLASSES)
+    rebuilt = input_ops.prepare_tfrecords(store.open_dataset(info.path), num_files=4,
+                                          progress=False)
+    np.testing.assert_array_equal(rebuilt.splits["test"].labels, new_labels)
+    batches = run_batches(lambda: input_ops.eval_dataset(rebuilt, 50))
+    np.testing.assert_array_equal(concat(batches, "label"), new_labels[concat(batches, "index")])
+    assert [n for n in os.listdir(info.path) if n.startswith(".")] == []
+
+
+def test_incomplete_cache_is_rebuilt(toy):
+    info, cache, _ = toy
+    os.remove(cache.splits["train"].files[2])
+    rebuilt = input_ops.prepare_tfrecords(info, num_files=4, progress=False)
+    assert all(os.path.isfile(f) for f in rebuilt.splits["train"].files)
