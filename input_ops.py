@@ -148,7 +148,9 @@ def prepare_tfrecords(info, num_files=DEFAULT_NUM_FILES, examples=None, force=Fa
             if examples is not None and split in examples:
                 images, labels = examples[split]
             else:
-                images, labels = store.read_examples(info, ids)
+                with tqdm(total=len(ids), desc="reading %s %s" % (store.DATA_FILE, split),
+                          unit="img", leave=False, disable=None if progress else True) as rbar:
+                    images, labels = store.read_examples(info, ids, progress=rbar.update)
             if len(images) != len(ids):
                 raise DatasetError("%s split: %d ids but %d examples given"
                                    % (split, len(ids), len(images)))
