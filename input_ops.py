@@ -249,7 +249,7 @@ def _records(files, num_shards, shard_index, shuffle_files_seed=None, shuffle_fi
 
 def train_dataset(cache, batch_size, split="train", seed=None,
                   shuffle_buffer=DEFAULT_SHUFFLE_BUFFER, num_shards=1, shard_index=0,
-                  subset=None):
+                  subset=None, skip_batches=0):
     """An endless, shuffled stream of fixed-size training batches.
 
     Args:
@@ -261,6 +261,9 @@ def train_dataset(cache, batch_size, split="train", seed=None,
       subset: optional positions in the split (from `select_labeled`) to keep,
         e.g. the labeled examples of semi-supervised training; they are
         cached in memory after the first pass.
+      skip_batches: start this many batches into the stream: a run resumed at
+        step n continues with the data an uninterrupted run would have seen
+        (with the same seed).
     Returns:
       tf.data.Dataset of batch dicts (see module doc).
     """
@@ -273,6 +276,8 @@ def train_dataset(cache, batch_size, split="train", seed=None,
         keep = tf.constant(mask)
         dataset = dataset.filter(lambda record: tf.gather(keep, _index_of(record))).cache()
     dataset = dataset.shuffle(shuffle_buffer, seed=seed).repeat()
+    if skip_batches:
+        dataset = dataset.skip(skip_batches * batch_size)  # before parsing: cheap
     dataset = dataset.batch(batch_size, drop_remainder=True)
     dataset = dataset.map(lambda records: _parse_batch(records, cache.image_shape),
                           num_parallel_calls=tf.data.experimental.AUTOTUNE)

@@ -1,23 +1,69 @@
-"""Logging set-up shared by the command-line entry points."""
+"""Logging for the command-line entry points: `[time] message` lines, coloured
+on a terminal, plain in files and pipes, and never broken by a progress bar."""
 
 import logging
 import sys
 
+from tqdm import tqdm
+
+FORMAT = "[%(asctime)s] %(message)s"
+FORMAT_NOT_INFO = "[%(asctime)s] %(levelname)s %(message)s"
+
+
+class _Formatter(logging.Formatter):
+    """`[time] message` for INFO (the model card's log lines), with the level
+    named for everything else."""
+
+    def __init__(self, color=False):
+        logging.Formatter.__init__(self, FORMAT)
+        self._plain = {logging.INFO: logging.Formatter(FORMAT)}
+        self._other = logging.Formatter(FORMAT_NOT_INFO)
+        self._color = None
+        if color:
+            try:
+                import colorlog
+                self._color = {logging.INFO: colorlog.ColoredFormatter("%(log_color)s" + FORMAT),
+                               None: colorlog.ColoredFormatter("%(log_color)s" + FORMAT_NOT_INFO)}
+            except ImportError:
+                self._color = None
+
+    def format(self, record):
+        if self._color is not None:
+            return self._color.get(record.levelno, self._color[None]).format(record)
+        return self._plain.get(record.levelno, self._other).format(record)
+
+
+class _TqdmStreamHandler(logging.StreamHandler):
+    """Writes through tqdm.write, so a progress bar on the terminal is redrawn
+    below each line instead of being broken by it."""
+
+    def emit(self, record):
+        try:
+            tqdm.write(self.format(record), file=self.stream)
+            self.flush()
+        except Exception:  # logging must never raise
+            self.handleError(record)
+
 
 def setup_logging(debug=False):
-    """Coloured `[time] LEVEL message` lines on stderr (plain when colorlog is
-    missing or stderr is not a terminal). Called from main(), never at import."""
-    level = logging.DEBUG if debug else logging.INFO
-    fmt = "[%(asctime)s] %(levelname)s %(message)s"
-    handler = logging.StreamHandler(sys.stderr)
-    try:
-        import colorlog
-        if sys.stderr.isatty():
-            handler.setFormatter(colorlog.ColoredFormatter("%(log_color)s" + fmt))
-        else:
-            handler.setFormatter(logging.Formatter(fmt))
-    except ImportError:
-        handler.setFormatter(logging.Formatter(fmt))
+    """Logs to stderr; called from main(), never at import."""
+    stream = sys.stderr
+    handler = _TqdmStreamHandler(stream)
+    handler.setFormatter(_Formatter(color=stream.isatty()))
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(level)
+    root.setLevel(logging.DEBUG if debug else logging.INFO)
+
+
+def add_log_file(path):
+    """Also writes every log line, plain, to `path` (appending)."""
+    handler = logging.FileHandler(path)
+    handler.setFormatter(_Formatter(color=False))
+    logging.getLogger().addHandler(handler)
+    return handler
+
+
+def progress_bar(total, initial=0, desc=None, unit="step"):
+    """A tqdm bar with ETA on a terminal; silent otherwise."""
+    return tqdm(total=total, initial=initial, desc=desc, unit=unit, disable=None,
+                dynamic_ncols=True, leave=False, file=sys.stderr)

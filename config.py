@@ -1,0 +1,173 @@
+"""The training flags: one table of defaults, grouped, each with its reason.
+
+Parsed once by trainer.py into an immutable TrainConfig that is passed down;
+no other module reads sys.argv. The run folder keeps it as config.json.
+"""
+
+import argparse
+import collections
+import json
+import os
+
+import ops
+
+
+class ConfigError(ValueError):
+    """A flag value or combination that cannot work; the message says why."""
+
+
+def _str2bool(value):
+    if isinstance(value, bool):
+        return value
+    if value.lower() in ("true", "1", "yes"):
+        return True
+    if value.lower() in ("false", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError("expected true or false, got %r" % value)
+
+
+def _positive_int(value):
+    number = int(value)
+    if number <= 0:
+        raise argparse.ArgumentTypeError("must be a positive integer, got %s" % value)
+    return number
+
+
+def _positive_float(value):
+    number = float(value)
+    if not number > 0:
+        raise argparse.ArgumentTypeError("must be positive, got %s" % value)
+    return number
+
+
+# (group, flag, keyword arguments). Defaults are the reference's unless the
+# help says otherwise.
+FLAGS = [
+    ("data", "--dataset", dict(
+        default="MNIST",
+        help="MNIST, FASHION_MNIST, SVHN, CIFAR10 (prepared by download.py under --data_dir), "
+             "or the path of a folder in the reference layout (data.hdf5 + id.txt)")),
+    ("data", "--data_dir", dict(
+        default="datasets", help="folder holding the prepared datasets")),
+    ("model", "--batch_size", dict(
+        type=_positive_int, default=32, help="examples per step, for D and G alike")),
+    ("model", "--n_z", dict(
+        type=_positive_int, default=128, help="size of G's uniform noise input")),
+    ("model", "--norm_type", dict(
+        default="batch", choices=ops.NORM_TYPES,
+        help="normalisation after each hidden conv of D and G")),
+    ("model", "--deconv_type", dict(
+        default="bilinear", choices=ops.DECONV_TYPES,
+        help="G's upsampling: bilinear or nearest-neighbour resize then a 3x3 conv, or a "
+             "3x3 transposed conv")),
+    ("model", "--bn_decay", dict(
+        type=float, default=0.99,
+        help="batch-norm moving-average decay per step (not the old contrib 0.999, whose "
+             "averages are still far from the data after thousands of steps)")),
+    ("training", "--max_training_steps", dict(
+        type=_positive_int, default=40000,
+        help="total steps (D and G steps together), as the model card trains; a resumed "
+             "run continues up to it")),
+    ("training", "--learning_rate_g", dict(type=_positive_float, default=1e-4,
+                                           help="Adam learning rate of G")),
+    ("training", "--learning_rate_d", dict(type=_positive_float, default=1e-4,
+                                           help="Adam learning rate of D")),
+    ("training", "--update_rate", dict(
+        type=_positive_int, default=1,
+        help="G steps per D step: step s trains G when s %% (update_rate + 1) > 0, else D")),
+    ("training", "--seed", dict(
+        type=int, default=0, help="seeds TensorFlow's random ops and the data order")),
+    ("logging", "--log_step", dict(
+        type=_positive_int, default=10, help="steps between [train step] log lines")),
+    ("logging", "--test_sample_step", dict(
+        type=_positive_int, default=100,
+        help="steps between [val   step] lines, each on one batch of the test split")),
+    ("logging", "--write_summary_step", dict(
+        type=_positive_int, default=100, help="steps between TensorBoard summaries")),
+    ("logging", "--output_save_step", dict(
+        type=_positive_int, default=1000,
+        help="steps between checkpoints (and sample grids); one is also saved at the end")),
+    ("logging", "--max_to_keep", dict(
+        type=_positive_int, default=5,
+        help="checkpoints kept (about 85 MB each for MNIST); the oldest are deleted")),
+    ("logging", "--dump_result", dict(
+        type=_str2bool, nargs="?", const=True, default=False,
+        help="also write each checkpoint's generated batch to g_img_<step>.hdf5, as the "
+             "reference did")),
+    ("run", "--prefix", dict(
+        default="default", help="first part of a new run folder's name")),
+    ("run", "--train_dir", dict(
+        default=None,
+        help="run folder. Default: a new folder train_dir/<prefix>-<DATASET>_lr_g_<lr>_d_<lr>"
+             "_update_G<r>D1-<time>. An existing run folder is resumed from its latest "
+             "checkpoint")),
+    ("run", "--checkpoint", dict(
+        default=None,
+        help="initialise D and G (weights and batch-norm statistics) from this checkpoint "
+             "of another run; the step count starts at 0")),
+    ("run", "--device", dict(
+        default="auto", choices=("auto", "cpu", "gpu", "npu"),
+        help="auto: a GPU if TensorFlow sees one, else the CPU")),
+    ("run", "--debug", dict(action="store_true", help="log debugging detail")),
+]
+
+# Flags that shape the networks: a resumed run must keep them.
+MODEL_FLAGS = ("n_z", "norm_type", "deconv_type", "batch_size")
+
+TrainConfig = collections.namedtuple(
+    "TrainConfig", [flag.lstrip("-") for _, flag, _ in FLAGS])
+
+
+def build_parser(description=None, epilog=None):
+    parser = argparse.ArgumentParser(description=description, epilog=epilog,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    groups = collections.OrderedDict()
+    for group, flag, kwargs in FLAGS:
+        if group not in groups:
+            groups[group] = parser.add_argument_group(group)
+        kwargs = dict(kwargs)
+        if "default" in kwargs and kwargs.get("action") != "store_true":
+            kwargs["help"] = kwargs["help"] + " (default: %(default)s)"
+        groups[group].add_argument(flag, **kwargs)
+    return parser
+
+
+def explicit_flags(parser, argv):
+    """Names of the flags given on the command line (not left at defaults)."""
+    sentinel = object()
+    saved = {a.dest: a.default for a in parser._actions}
+    try:
+        for action in parser._actions:
+            action.default = sentinel
+        given = parser.parse_args(argv)
+    finally:
+        for action in parser._actions:
+            action.default = saved[action.dest]
+    return {k for k, v in vars(given).items() if v is not sentinel}
+
+
+def parse_train_config(argv, description=None, epilog=None):
+    """(TrainConfig, names of the flags given explicitly)."""
+    parser = build_parser(description, epilog)
+    args = parser.parse_args(argv)
+    return TrainConfig(**vars(args)), explicit_flags(parser, argv)
+
+
+CONFIG_FILE = "config.json"
+
+
+def save_run_config(run_dir, config, extra):
+    """Writes config.json: the flags plus what was derived (dataset shape...)."""
+    from datasets.files import write_json_atomic
+    value = dict(config._asdict())
+    value.update(extra)
+    write_json_atomic(os.path.join(run_dir, CONFIG_FILE), value)
+
+
+def load_run_config(run_dir):
+    """The saved config.json of a run folder, or None."""
+    path = os.path.join(run_dir, CONFIG_FILE)
+    if not os.path.isfile(path):
+        return None
+    with open(path) as f:
+        return json.load(f)

@@ -1,0 +1,194 @@
+"""Layers of the SSGAN networks, written with tf.get_variable and tf.nn only,
+so they build the same graph on TF 1.15 and on TF 2.x (compat.v1).
+
+Every layer opens its own variable scope; tensors are NHWC float32.
+Initialisers follow the reference: Glorot-uniform weights for convolutions
+and fully connected layers (slim's default), truncated normal (stddev 0.01)
+for transposed convolutions, zero biases.
+"""
+
+import tensorflow.compat.v1 as tf
+
+NORM_TYPES = ("batch", "instance", "None")
+DECONV_TYPES = ("bilinear", "nn", "transpose")
+BATCH_NORM_EPSILON = 1e-3  # contrib.layers.batch_norm's default, as the reference used
+INSTANCE_NORM_EPSILON = 1e-6
+
+
+def leaky_relu(x, leak=0.2):
+    """max(x, leak * x): the reference's lrelu (0.2)."""
+    return tf.nn.leaky_relu(x, alpha=leak)
+
+
+def huber_loss(labels, predictions, delta=1.0):
+    """Elementwise Huber loss: 0.5 r^2 where |r| < delta, else delta (|r| - delta / 2).
+
+    Args:
+      labels, predictions: tensors of the same shape.
+    Returns:
+      Tensor of that shape (not reduced).
+    """
+    if labels.shape.is_fully_defined() and predictions.shape.is_fully_defined() and \
+            labels.shape.as_list() != predictions.shape.as_list():
+        raise ValueError("huber_loss: labels have shape %s but predictions %s"
+                         % (labels.shape, predictions.shape))
+    residual = tf.abs(predictions - labels)
+    return tf.where(residual < delta, 0.5 * tf.square(residual),
+                    delta * residual - 0.5 * delta * delta)
+
+
+def _channels(x):
+    return int(x.shape[-1])
+
+
+def conv2d(x, out_channels, k=3, s=2, name="conv"):
+    """k x k convolution with stride s, 'SAME' padding, plus bias.
+
+    [B, H, W, C] -> [B, ceil(H / s), ceil(W / s), out_channels].
+    """
+    with tf.variable_scope(name):
+        w = tf.get_variable("weights", [k, k, _channels(x), out_channels],
+                            initializer=tf.glorot_uniform_initializer())
+        b = tf.get_variable("biases", [out_channels], initializer=tf.zeros_initializer())
+        return tf.nn.bias_add(tf.nn.conv2d(x, w, [1, s, s, 1], "SAME"), b)
+
+
+def conv2d_transpose(x, out_channels, k=3, s=2, name="deconv"):
+    """k x k transposed convolution with stride s ('SAME'), plus bias.
+
+    [B, H, W, C] -> [B, H * s, W * s, out_channels].
+    """
+    with tf.variable_scope(name):
+        batch, height, width, _ = x.shape.as_list()
+        w = tf.get_variable("weights", [k, k, out_channels, _channels(x)],
+                            initializer=tf.truncated_normal_initializer(stddev=0.01))
+        b = tf.get_variable("biases", [out_channels], initializer=tf.zeros_initializer())
+        batch = batch if batch is not None else tf.shape(x)[0]
+        output_shape = tf.stack([batch, height * s, width * s, out_channels])
+        y = tf.nn.conv2d_transpose(x, w, output_shape, [1, s, s, 1], "SAME")
+        y = tf.reshape(y, [-1, height * s, width * s, out_channels])  # static shape
+        return tf.nn.bias_add(y, b)
+
+
+def _resize(x, size, method):
+    if method == "bilinear":
+        return tf.image.resize_bilinear(x, size)
+    if method == "nn":
+        return tf.image.resize_nearest_neighbor(x, size)
+    raise ValueError("upsampling method must be 'bilinear' or 'nn', got %r" % method)
+
+
+def _upsample_conv_from_1x1(x, w, method, s):
+    """conv2d(resize(x)) for a 1 x 1 input, as one matmul.
+
+    Resizing a 1 x 1 map replicates it, so each output pixel is x times the
+    sum of the kernel taps that land inside the (zero-padded) s x s map. The
+    tap pattern is found by running the same resize and padding on a 1 x 1
+    image of ones, so the result equals the resize-then-conv path; it costs
+    B * C_in * s * s * C_out multiply-adds instead of B * s * s * k * k *
+    C_in * C_out, and runs as a dense matmul rather than a convolution over
+    a tiny map, which oneDNN does slowly.
+    """
+    k, _, c_in, c_out = w.shape.as_list()
+    pad = k // 2
+    ones = _resize(tf.ones([1, 1, 1, 1]), [s, s], method)
+    padded = tf.pad(ones, [[0, 0], [pad, pad], [pad, pad], [0, 0]])
+    taps = tf.stack([tf.reshape(padded[0, i:i + s, j:j + s, 0], [s * s])
+                     for i in range(k) for j in range(k)], axis=1)  # [s*s, k*k]
+    kernel = tf.matmul(taps, tf.reshape(w, [k * k, c_in * c_out]))  # [s*s, C_in*C_out]
+    kernel = tf.transpose(tf.reshape(kernel, [s * s, c_in, c_out]), [1, 0, 2])
+    y = tf.matmul(tf.reshape(x, [-1, c_in]), tf.reshape(kernel, [c_in, s * s * c_out]))
+    return tf.reshape(y, [-1, s, s, c_out])
+
+
+def upsample_conv2d(x, out_channels, method, k=3, s=2, name="deconv"):
+    """Resizes by s (bilinear or nearest neighbour), then a k x k stride-1 conv.
+
+    [B, H, W, C] -> [B, H * s, W * s, out_channels].
+    """
+    with tf.variable_scope(name):
+        if method not in ("bilinear", "nn"):
+            raise ValueError("upsampling method must be 'bilinear' or 'nn', got %r" % method)
+        height, width = x.shape.as_list()[1:3]
+        if (height, width) == (1, 1) and s > 1:
+            with tf.variable_scope("conv"):
+                w = tf.get_variable("weights", [k, k, _channels(x), out_channels],
+                                    initializer=tf.glorot_uniform_initializer())
+                b = tf.get_variable("biases", [out_channels], initializer=tf.zeros_initializer())
+                return tf.nn.bias_add(_upsample_conv_from_1x1(x, w, method, s), b)
+        if s > 1:  # resizing to the same size is the identity
+            x = _resize(x, [height * s, width * s], method)
+        return conv2d(x, out_channels, k=k, s=1, name="conv")
+
+
+def fully_connected(x, out_units, name="fc"):
+    """Dense layer over the last axis: [..., D] -> [..., out_units]."""
+    with tf.variable_scope(name):
+        shape = x.shape.as_list()
+        w = tf.get_variable("weights", [shape[-1], out_units],
+                            initializer=tf.glorot_uniform_initializer())
+        b = tf.get_variable("biases", [out_units], initializer=tf.zeros_initializer())
+        y = tf.nn.bias_add(tf.matmul(tf.reshape(x, [-1, shape[-1]]), w), b)
+        return tf.reshape(y, [-1] + shape[1:-1] + [out_units])
+
+
+def batch_norm(x, training, update_stats=True, decay=0.99, name="batch_norm"):
+    """Batch normalisation of an NHWC tensor, with learned scale and offset.
+
+    Args:
+      x: [B, H, W, C].
+      training: Python bool. True normalises with the batch's statistics;
+        False with the moving averages.
+      update_stats: in training, whether this call updates the moving
+        averages. The update ops go to tf.GraphKeys.UPDATE_OPS; the train ops
+        run them. The discriminator sees real and generated batches in
+        separate calls, and only the real call should update its statistics,
+        or inference would normalise with a mixture of the two.
+      decay: moving-average decay per update.
+    """
+    with tf.variable_scope(name):
+        channels = _channels(x)
+        beta = tf.get_variable("beta", [channels], initializer=tf.zeros_initializer())
+        gamma = tf.get_variable("gamma", [channels], initializer=tf.ones_initializer())
+        moving_mean = tf.get_variable("moving_mean", [channels], trainable=False,
+                                      initializer=tf.zeros_initializer())
+        moving_variance = tf.get_variable("moving_variance", [channels], trainable=False,
+                                          initializer=tf.ones_initializer())
+        if not training:
+            y, _, _ = tf.nn.fused_batch_norm(x, gamma, beta, mean=moving_mean,
+                                             variance=moving_variance,
+                                             epsilon=BATCH_NORM_EPSILON, is_training=False)
+            return y
+        y, mean, variance = tf.nn.fused_batch_norm(x, gamma, beta, epsilon=BATCH_NORM_EPSILON,
+                                                   is_training=True)
+        if update_stats:
+            for moving, value in ((moving_mean, mean), (moving_variance, variance)):
+                update = tf.assign_sub(moving, (moving - value) * (1.0 - decay))
+                tf.add_to_collection(tf.GraphKeys.UPDATE_OPS, update)
+        return y
+
+
+def instance_norm(x, name="instance_norm"):
+    """Normalises each example's channels over H and W, with learned scale and offset."""
+    with tf.variable_scope(name):
+        channels = _channels(x)
+        scale = tf.get_variable("scale", [channels],
+                                initializer=tf.random_normal_initializer(1.0, 0.02))
+        offset = tf.get_variable("offset", [channels],
+                                 initializer=tf.random_normal_initializer(0.0, 0.02))
+        mean, variance = tf.nn.moments(x, axes=[1, 2], keep_dims=True)
+        return scale * (x - mean) * tf.rsqrt(variance + INSTANCE_NORM_EPSILON) + offset
+
+
+def activate_and_normalize(x, activation, norm_type, training, update_stats=True,
+                           bn_decay=0.99):
+    """The reference's order: activation first, then normalisation."""
+    if activation is not None:
+        x = activation(x)
+    if norm_type == "batch":
+        return batch_norm(x, training, update_stats, bn_decay)
+    if norm_type == "instance":
+        return instance_norm(x)
+    if norm_type in ("None", None):
+        return x
+    raise ValueError("norm_type must be one of %s, got %r" % (NORM_TYPES, norm_type))

@@ -1,0 +1,50 @@
+"""TensorBoard summaries and image grids, made in one place."""
+
+import math
+
+import tensorflow.compat.v1 as tf
+
+MAX_GRID_IMAGES = 64
+
+
+def image_grid(images, columns=None):
+    """[N, H, W, C] -> [1, rows * H, columns * W, C], row-major, N = rows * columns
+    (columns defaults to ceil(sqrt(N)); missing cells are left at -1)."""
+    n, height, width, channels = images.shape.as_list()
+    columns = columns or int(math.ceil(math.sqrt(n)))
+    rows = int(math.ceil(float(n) / columns))
+    if rows * columns > n:
+        images = tf.concat([images, -tf.ones([rows * columns - n, height, width, channels])], 0)
+    grid = tf.reshape(images, [rows, columns, height, width, channels])
+    grid = tf.transpose(grid, [0, 2, 1, 3, 4])
+    return tf.reshape(grid, [1, rows * height, columns * width, channels])
+
+
+def to_uint8(images):
+    """[-1, 1] floats -> uint8 pixels (x + 1) * 127.5, rounded and clipped."""
+    return tf.cast(tf.clip_by_value(tf.round((images + 1.0) * 127.5), 0, 255), tf.uint8)
+
+
+def encode_grid_png(images):
+    """A PNG (string scalar) of the images in a grid."""
+    return tf.image.encode_png(to_uint8(image_grid(images))[0])
+
+
+def training_summaries(losses, model):
+    """The reference's TensorBoard tags: loss/... scalars and img/fake,
+    img/real grids (up to 64 images). Returns the merged summary op."""
+    scalars = [
+        ("loss/accuracy", losses.accuracy),
+        ("loss/GAN_loss", losses.gan_loss),
+        ("loss/S_loss", losses.supervised_loss),
+        ("loss/d_loss", losses.d_loss),
+        ("loss/d_loss_real", losses.d_loss_real),
+        ("loss/d_loss_fake", losses.d_loss_fake),
+        ("loss/g_loss", losses.g_loss),
+        ("loss/recon_weight", losses.recon_weight),
+    ]
+    values = [tf.summary.scalar(tag, value) for tag, value in scalars]
+    for tag, images in (("img/fake", model.fake_images), ("img/real", model.real_images)):
+        grid = image_grid(images[:MAX_GRID_IMAGES])
+        values.append(tf.summary.image(tag, to_uint8(grid), max_outputs=1))
+    return tf.summary.merge(values)

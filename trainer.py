@@ -1,0 +1,364 @@
+#!/usr/bin/env python
+"""Trains the semi-supervised GAN (SSGAN) of the reference implementation.
+
+    python trainer.py --dataset MNIST
+    python trainer.py --dataset CIFAR10 --deconv_type nn --max_training_steps 100000
+    python trainer.py --train_dir train_dir/my-run        # resume it
+    tensorboard --logdir train_dir
+
+Every --log_step steps a line as the model card prints it:
+  [train step 44871] Supervised loss: 0.10064 D loss: 0.55640 G loss: -0.00838
+  Accuracy: 1.00000 (0.021 sec/batch, 1546.661 instances/sec)
+and every --test_sample_step a `[val   step N]` line on a test batch. The run
+folder gets config.json, train.log, checkpoints model-<step>, TensorBoard
+events and samples-<step>.png. Ctrl-C (or SIGTERM) saves a checkpoint before
+exiting; pointing --train_dir at the folder resumes it.
+"""
+
+import collections
+import json
+import logging
+import math
+import os
+import signal
+import sys
+import time
+
+import numpy as np
+
+from config import (MODEL_FLAGS, ConfigError, TrainConfig, load_run_config,
+                    parse_train_config, save_run_config)
+from datasets.errors import DatasetError
+from util import add_log_file, progress_bar, setup_logging
+
+log = logging.getLogger("trainer")
+
+RUN_ROOT = "train_dir"
+NUM_SAMPLES = 64  # the sample grid: 8 x 8 generated images from fixed noise
+EXIT_INTERRUPTED = {signal.SIGINT: 130, signal.SIGTERM: 143}
+
+
+def step_line(split, step, supervised_loss, d_loss, g_loss, accuracy, sec_per_batch,
+              batch_size):
+    """The model card's log line (the ModelZoo scripts parse it by field)."""
+    sec_per_batch = max(sec_per_batch, 1e-6)
+    return (" [{split:5s} step {step:4d}] Supervised loss: {s:.5f} D loss: {d:.5f} "
+            "G loss: {g:.5f} Accuracy: {a:.5f} ({t:.3f} sec/batch, {r:.3f} instances/sec) "
+            ).format(split=split, step=step, s=supervised_loss, d=d_loss, g=g_loss,
+                     a=accuracy, t=sec_per_batch, r=batch_size / sec_per_batch)
+
+
+def default_run_dir(config):
+    """The reference's run folder name, under train_dir/."""
+    name = "%s-%s_lr_g_%s_d_%s_update_G%dD1-%s" % (
+        config.prefix, os.path.basename(os.path.normpath(config.dataset)).upper(),
+        config.learning_rate_g, config.learning_rate_d, config.update_rate,
+        time.strftime("%Y%m%d-%H%M%S"))
+    return os.path.join(RUN_ROOT, name)
+
+
+def _shape_text(shape, num_classes):
+    return "%s, %d classes" % ("x".join(str(d) for d in shape), num_classes)
+
+
+def resolve_run(config, explicit, info):
+    """Decides the run folder and whether it resumes; merges a resumed run's
+    saved flags with the ones given now. Returns (config, run_dir, resume_from)."""
+    import tensorflow.compat.v1 as tf
+    run_dir = config.train_dir or default_run_dir(config)
+    latest = tf.train.latest_checkpoint(run_dir) if os.path.isdir(run_dir) else None
+    if latest is None:
+        return config._replace(train_dir=run_dir), run_dir, None
+    saved = load_run_config(run_dir)
+    if saved is None:
+        raise ConfigError("%s holds checkpoints but no config.json, so it cannot be resumed "
+                          "safely; give a new --train_dir" % run_dir)
+    if config.checkpoint and "checkpoint" in explicit:
+        raise ConfigError("%s already holds checkpoints and would resume from %s; "
+                          "--checkpoint only initialises a new run" % (run_dir, latest))
+    if list(saved["image_shape"]) != list(info.image_shape) or \
+            saved["num_classes"] != info.num_classes:
+        raise ConfigError("%s was trained on %s (%s); %s is %s"
+                          % (run_dir, saved["dataset"],
+                             _shape_text(saved["image_shape"], saved["num_classes"]),
+                             info.name, _shape_text(info.image_shape, info.num_classes)))
+    merged = {}
+    for name in TrainConfig._fields:
+        if name in explicit or name not in saved:
+            merged[name] = getattr(config, name)
+            if name in MODEL_FLAGS and name in saved and saved[name] != merged[name]:
+                raise ConfigError("%s was trained with --%s %s; resume it with the same value "
+                                  "or start a new --train_dir" % (run_dir, name, saved[name]))
+        else:
+            merged[name] = saved[name]
+    merged["train_dir"] = run_dir
+    return TrainConfig(**merged), run_dir, latest
+
+
+def check_config(config, cache):
+    train, test = cache.splits["train"], cache.splits["test"]
+    for split, entry in (("train", train), ("test", test)):
+        if entry.num_examples < config.batch_size:
+            raise ConfigError("--batch_size %d is larger than the %d examples of the %s split"
+                              % (config.batch_size, entry.num_examples, split))
+    if config.checkpoint:
+        import tensorflow.compat.v1 as tf
+        path = config.checkpoint
+        if os.path.isdir(path):
+            path = tf.train.latest_checkpoint(path) or path
+        if not os.path.isfile(path + ".index"):
+            raise ConfigError("--checkpoint %s: no checkpoint there (expected %s.index, as "
+                              "written by a run: train_dir/<run>/model-<step>)"
+                              % (config.checkpoint, path))
+        return path
+    return None
+
+
+def check_checkpoint_shapes(checkpoint, variables, info):
+    """Raises ConfigError if `checkpoint` lacks a variable or holds it with
+    another shape (a model for another image shape or class count)."""
+    import tensorflow.compat.v1 as tf
+    stored = dict(tf.train.list_variables(checkpoint))
+    for variable in variables:
+        name = variable.op.name
+        want = variable.shape.as_list()
+        if name not in stored or list(stored[name]) != want:
+            saved = load_run_config(os.path.dirname(checkpoint)) or {}
+            trained = ""
+            if "image_shape" in saved:
+                trained = " (it was trained on %s)" % _shape_text(saved["image_shape"],
+                                                                 saved["num_classes"])
+            raise ConfigError(
+                "checkpoint %s does not fit this model: %s is %s there, but %s needs %s%s; "
+                "%s is %s" % (checkpoint, name, stored.get(name, "missing"), name, want,
+                              trained, info.name,
+                              _shape_text(info.image_shape, info.num_classes)))
+
+
+Graph = collections.namedtuple(
+    "Graph", "graph global_step losses eval_losses train_ops summary sample_images sample_png "
+             "model_variables saver")
+
+
+def build_graph(config, info, cache, start_step):
+    """Builds the whole training graph: inputs, model, losses, train ops,
+    summaries, samples, saver."""
+    import tensorflow.compat.v1 as tf
+    import input_ops
+    import model as ssgan
+    import summaries
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.set_random_seed(config.seed)
+        global_step = tf.train.get_or_create_global_step()
+        with tf.name_scope("inputs"):
+            train_batch = tf.data.make_one_shot_iterator(input_ops.train_dataset(
+                cache, config.batch_size, seed=config.seed, skip_batches=start_step)).get_next()
+            test_batch = tf.data.make_one_shot_iterator(input_ops.train_dataset(
+                cache, config.batch_size, split="test", seed=config.seed + 1)).get_next()
+        model_config = ssgan.ModelConfig(tuple(info.image_shape), info.num_classes, config.n_z,
+                                         config.norm_type, config.deconv_type, config.bn_decay)
+        with tf.name_scope("model"):
+            model = ssgan.build_model(train_batch["image"], train_batch["label"], model_config,
+                                      training=True)
+            eval_model = ssgan.build_model(test_batch["image"], test_batch["label"],
+                                           model_config, training=False)
+            fixed_z = np.random.RandomState(config.seed).uniform(
+                -1, 1, (NUM_SAMPLES, config.n_z)).astype(np.float32)
+            sample_images = ssgan.Generator(
+                info.image_shape, config.deconv_type, config.norm_type, config.bn_decay)(
+                    tf.constant(fixed_z), training=False)
+        model_variables = [v for v in tf.global_variables()
+                           if v.op.name.startswith((ssgan.D_SCOPE + "/", ssgan.G_SCOPE + "/"))]
+        with tf.name_scope("loss"):
+            losses = ssgan.build_losses(model, global_step)
+            eval_losses = ssgan.build_losses(eval_model, global_step)
+        with tf.name_scope("train"):
+            train_ops = ssgan.build_train_ops(losses, global_step, ssgan.OptimConfig(
+                config.learning_rate_d, config.learning_rate_g, 0.5, 20.0))
+        with tf.name_scope("summaries"):
+            summary = summaries.training_summaries(losses, model)
+            sample_png = summaries.encode_grid_png(sample_images)
+        saver = tf.train.Saver(max_to_keep=config.max_to_keep)
+    return Graph(graph, global_step, losses, eval_losses, train_ops, summary, sample_images,
+                 sample_png, model_variables, saver)
+
+
+class _StopFlag(object):
+    """Turns SIGINT / SIGTERM into a request to stop after the current step."""
+
+    def __init__(self):
+        self.signum = None
+        self._previous = {}
+
+    def _handle(self, signum, frame):
+        if self.signum is not None:  # a second Ctrl-C: stop now
+            raise KeyboardInterrupt
+        self.signum = signum
+        log.warning("%s received: saving a checkpoint after this step, then stopping "
+                    "(press Ctrl-C again to stop at once)", signal.Signals(signum).name)
+
+    def __enter__(self):
+        for signum in EXIT_INTERRUPTED:
+            self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+
+def _save(sess, g, run_dir, step, config):
+    from datasets.files import atomic_path
+    path = g.saver.save(sess, os.path.join(run_dir, "model"), global_step=step)
+    png, images = sess.run([g.sample_png, g.sample_images])
+    with atomic_path(os.path.join(run_dir, "samples-%d.png" % step)) as tmp:
+        with open(tmp, "wb") as f:
+            f.write(png)
+    if config.dump_result:
+        import h5py
+        with atomic_path(os.path.join(run_dir, "g_img_%d.hdf5" % step)) as tmp:
+            with h5py.File(tmp, "w") as h5:
+                h5["image"] = images
+    log.info("Saved checkpoint %s and samples-%d.png", path, step)
+    return path
+
+
+def train(config, explicit):
+    """Runs a whole training; returns the exit status."""
+    import tensorflow.compat.v1 as tf
+    import input_ops
+    from datasets import store
+    from device import resolve_device
+
+    info = store.open_dataset(config.dataset, config.data_dir)
+    config, run_dir, resume_from = resolve_run(config, explicit, info)
+    cache = input_ops.prepare_tfrecords(info)
+    init_from = check_config(config, cache)
+    device = resolve_device(config.device)
+    start_step = 0
+    if resume_from:
+        start_step = int(resume_from.rsplit("-", 1)[1])
+    if start_step >= config.max_training_steps:
+        log.info("%s is already trained to step %d (--max_training_steps %d)", run_dir,
+                 start_step, config.max_training_steps)
+        return 0
+
+    if not os.path.isdir(run_dir):
+        os.makedirs(run_dir)
+    log_file = add_log_file(os.path.join(run_dir, "train.log"))
+    try:
+        extra = {"image_shape": list(info.image_shape), "num_classes": info.num_classes,
+                 "dataset_path": os.path.abspath(info.path), "split_source": info.split_source,
+                 "num_train": cache.splits["train"].num_examples,
+                 "num_test": cache.splits["test"].num_examples,
+                 "tensorflow": tf.__version__, "device_resolved": device}
+        save_run_config(run_dir, config, extra)
+        log.info("Run folder: %s (%s)", run_dir,
+                 "resuming from %s" % resume_from if resume_from else "new run")
+        log.info("Config: %s", json.dumps(dict(config._asdict(), **extra), sort_keys=True))
+        g = build_graph(config, info, cache, start_step)
+        if init_from:
+            with g.graph.as_default():
+                check_checkpoint_shapes(init_from, g.model_variables, info)
+        if resume_from:
+            with g.graph.as_default():
+                check_checkpoint_shapes(resume_from, tf.global_variables(), info)
+        return _run(config, g, run_dir, device, start_step, resume_from, init_from)
+    finally:
+        logging.getLogger().removeHandler(log_file)
+        log_file.close()
+
+
+def _run(config, g, run_dir, device, start_step, resume_from, init_from):
+    import tensorflow.compat.v1 as tf
+    from device import session_config
+    bs = config.batch_size
+    with g.graph.as_default(), tf.Session(config=session_config(device)) as sess:
+        sess.run(tf.global_variables_initializer())
+        if resume_from:
+            g.saver.restore(sess, resume_from)
+            log.info("Resumed from %s at step %d", resume_from, start_step)
+        elif init_from:
+            tf.train.Saver(g.model_variables).restore(sess, init_from)
+            log.info("Initialised D and G from %s", init_from)
+        writer = tf.summary.FileWriter(run_dir, graph=None if resume_from else g.graph)
+        step = sess.run(g.global_step)
+        if step != start_step:
+            raise ConfigError("the checkpoint's global step is %d, its name says %d"
+                              % (step, start_step))
+        losses, eval_losses = g.losses, g.eval_losses
+        scalars = [losses.supervised_loss, losses.d_loss, losses.g_loss, losses.accuracy]
+        eval_scalars = [eval_losses.supervised_loss, eval_losses.d_loss, eval_losses.g_loss,
+                        eval_losses.accuracy]
+        last_saved = step
+        interval_time, interval_steps = 0.0, 0
+        status = 0
+        with _StopFlag() as stop, progress_bar(config.max_training_steps, step) as bar:
+            while step < config.max_training_steps and stop.signum is None:
+                if step % config.test_sample_step == 0:
+                    start = time.time()
+                    values = sess.run(eval_scalars)
+                    log.info(step_line("val", step, *values, sec_per_batch=time.time() - start,
+                                       batch_size=bs))
+                train_g = step % (config.update_rate + 1) > 0
+                fetches = {"train": g.train_ops.g_train if train_g else g.train_ops.d_train,
+                           "scalars": scalars}
+                if step % config.write_summary_step == 0:
+                    fetches["summary"] = g.summary
+                start = time.time()
+                out = sess.run(fetches)
+                interval_time += time.time() - start
+                interval_steps += 1
+                s_loss, d_loss, g_loss, accuracy = out["scalars"]
+                if not (math.isfinite(d_loss) and math.isfinite(g_loss)):
+                    log.error("the %s loss became %s at step %d; stopping without saving. The "
+                              "last good checkpoint is %s. Try lower learning rates "
+                              "(--learning_rate_d / --learning_rate_g)",
+                              "D" if not math.isfinite(d_loss) else "G",
+                              d_loss if not math.isfinite(d_loss) else g_loss, step,
+                              tf.train.latest_checkpoint(run_dir) or "none (no checkpoint yet)")
+                    return 1
+                if "summary" in out:
+                    writer.add_summary(out["summary"], step)
+                step += 1
+                bar.update(1)
+                if (step - 1) % config.log_step == 0:
+                    log.info(step_line("train", step, s_loss, d_loss, g_loss, accuracy,
+                                       interval_time / interval_steps, bs))
+                    interval_time, interval_steps = 0.0, 0
+                if step % config.output_save_step == 0:
+                    _save(sess, g, run_dir, step, config)
+                    writer.flush()
+                    last_saved = step
+        if step != last_saved:
+            _save(sess, g, run_dir, step, config)
+        writer.close()
+        if stop.signum is not None:
+            log.info("Stopped at step %d; resume with: python trainer.py --train_dir %s",
+                     step, run_dir)
+            status = EXIT_INTERRUPTED[stop.signum]
+        else:
+            log.info("Training finished at step %d; checkpoints in %s", step, run_dir)
+    return status
+
+
+def main(argv=None):
+    config, explicit = parse_train_config(
+        sys.argv[1:] if argv is None else argv, description=__doc__.split("\n\n")[0],
+        epilog=__doc__.split("\n\n", 1)[1])
+    setup_logging(config.debug)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+    import tensorflow.compat.v1 as tf
+    if not config.debug:
+        tf.logging.set_verbosity(tf.logging.ERROR)  # deprecation notices
+    tf.disable_v2_behavior()
+    try:
+        return train(config, explicit)
+    except (ConfigError, DatasetError) as e:
+        log.error("%s", e)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
