@@ -61,9 +61,9 @@ def _shape_text(shape, num_classes):
     return "%s, %d classes" % ("x".join(str(d) for d in shape), num_classes)
 
 
-def resolve_run(config, explicit, info):
-    """Decides the run folder and whether it resumes; merges a resumed run's
-    saved flags with the ones given now. Returns (config, run_dir, resume_from)."""
+def resolve_run(config, explicit):
+    """Decides the run folder and whether it resumes; a resumed run keeps its
+    saved flags except those given now. Returns (config, run_dir, resume_from)."""
     import tensorflow.compat.v1 as tf
     run_dir = config.train_dir or default_run_dir(config)
     latest = tf.train.latest_checkpoint(run_dir) if os.path.isdir(run_dir) else None
@@ -76,12 +76,6 @@ def resolve_run(config, explicit, info):
     if config.checkpoint and "checkpoint" in explicit:
         raise ConfigError("%s already holds checkpoints and would resume from %s; "
                           "--checkpoint only initialises a new run" % (run_dir, latest))
-    if list(saved["image_shape"]) != list(info.image_shape) or \
-            saved["num_classes"] != info.num_classes:
-        raise ConfigError("%s was trained on %s (%s); %s is %s"
-                          % (run_dir, saved["dataset"],
-                             _shape_text(saved["image_shape"], saved["num_classes"]),
-                             info.name, _shape_text(info.image_shape, info.num_classes)))
     merged = {}
     for name in TrainConfig._fields:
         if name in explicit or name not in saved:
@@ -93,6 +87,17 @@ def resolve_run(config, explicit, info):
             merged[name] = saved[name]
     merged["train_dir"] = run_dir
     return TrainConfig(**merged), run_dir, latest
+
+
+def check_resumed_dataset(run_dir, info):
+    """A resumed run must see images of the shape and classes it was trained on."""
+    saved = load_run_config(run_dir)
+    if list(saved["image_shape"]) != list(info.image_shape) or \
+            saved["num_classes"] != info.num_classes:
+        raise ConfigError("%s was trained on %s (%s); %s is %s"
+                          % (run_dir, saved["dataset"],
+                             _shape_text(saved["image_shape"], saved["num_classes"]),
+                             info.name, _shape_text(info.image_shape, info.num_classes)))
 
 
 def check_config(config, cache):
@@ -176,10 +181,11 @@ def build_graph(config, info, cache, start_step):
         with tf.name_scope("train"):
             train_ops = ssgan.build_train_ops(losses, global_step, ssgan.OptimConfig(
                 config.learning_rate_d, config.learning_rate_g, 0.5, 20.0))
-        with tf.name_scope("summaries"):
-            summary = summaries.training_summaries(losses, model)
-            sample_png = summaries.encode_grid_png(sample_images)
-        saver = tf.train.Saver(max_to_keep=config.max_to_keep)
+        # At the root name scope: summary tags are the scope plus the name.
+        summary = summaries.training_summaries(losses, model)
+        sample_png = summaries.encode_grid_png(sample_images)
+        # Relative paths in the `checkpoint` file keep a run folder movable.
+        saver = tf.train.Saver(max_to_keep=config.max_to_keep, save_relative_paths=True)
     return Graph(graph, global_step, losses, eval_losses, train_ops, summary, sample_images,
                  sample_png, model_variables, saver)
 
@@ -231,8 +237,10 @@ def train(config, explicit):
     from datasets import store
     from device import resolve_device
 
+    config, run_dir, resume_from = resolve_run(config, explicit)
     info = store.open_dataset(config.dataset, config.data_dir)
-    config, run_dir, resume_from = resolve_run(config, explicit, info)
+    if resume_from:
+        check_resumed_dataset(run_dir, info)
     cache = input_ops.prepare_tfrecords(info)
     init_from = check_config(config, cache)
     device = resolve_device(config.device)

@@ -1,0 +1,110 @@
+"""ops.py: layers against independent NumPy computations."""
+
+import numpy as np
+import pytest
+import tensorflow.compat.v1 as tf
+
+import ops
+
+
+def run(tensors, feed=None):
+    with tf.Session() as sess:
+        sess.run(tf.global_variables_initializer())
+        return sess.run(tensors, feed)
+
+
+def test_huber_by_hand():
+    with tf.Graph().as_default():
+        labels = tf.constant([0.0, 0.0, 1.0, -1.0])
+        predictions = tf.constant([0.5, 3.0, 1.0, 1.0])
+        # |r| = 0.5 -> 0.125; 3 -> 3 - 0.5; 0 -> 0; 2 -> 2 - 0.5
+        np.testing.assert_allclose(run(ops.huber_loss(labels, predictions)),
+                                   [0.125, 2.5, 0.0, 1.5])
+        with pytest.raises(ValueError, match=r"labels have shape \(2,\) but predictions \(3,\)"):
+            ops.huber_loss(tf.zeros([2]), tf.zeros([3]))
+
+
+@pytest.mark.parametrize("method", ["bilinear", "nn"])
+@pytest.mark.parametrize("size", [1, 2, 3])
+def test_upsample_conv_equals_resize_then_conv(method, size):
+    # The 1x1 input takes a matmul shortcut; it must equal the plain path.
+    rs = np.random.RandomState(size)
+    x = rs.randn(3, size, size, 5).astype(np.float32)
+    with tf.Graph().as_default():
+        y = ops.upsample_conv2d(tf.constant(x), 4, method, name="up")
+        with tf.variable_scope("up/conv", reuse=True):
+            w, b = tf.get_variable("weights"), tf.get_variable("biases")
+        resize = tf.image.resize_bilinear if method == "bilinear" else \
+            tf.image.resize_nearest_neighbor
+        reference = tf.nn.conv2d(resize(tf.constant(x), [2 * size, 2 * size]), w, [1] * 4,
+                                 "SAME") + b
+        got, want = run([y, reference])
+    assert got.shape == (3, 2 * size, 2 * size, 4)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_conv_and_transpose_shapes():
+    with tf.Graph().as_default():
+        x = tf.zeros([2, 7, 5, 3])
+        assert ops.conv2d(x, 8, name="c").shape.as_list() == [2, 4, 3, 8]
+        assert ops.conv2d_transpose(x, 6, name="t").shape.as_list() == [2, 14, 10, 6]
+        assert ops.fully_connected(tf.zeros([2, 1, 1, 9]), 4).shape.as_list() == [2, 1, 1, 4]
+
+
+def test_batch_norm_train_and_inference_by_hand():
+    x = np.arange(2 * 1 * 2 * 3, dtype=np.float32).reshape(2, 1, 2, 3) ** 1.5
+    mean, var = x.mean(axis=(0, 1, 2)), x.var(axis=(0, 1, 2))
+    with tf.Graph().as_default():
+        with tf.variable_scope("layer", reuse=tf.AUTO_REUSE):  # as the networks share them
+            y_train = ops.batch_norm(tf.constant(x), training=True, decay=0.9, name="bn")
+            y_infer = ops.batch_norm(tf.constant(x), training=False, name="bn")
+        updates = tf.get_collection(tf.GraphKeys.UPDATE_OPS)
+        assert len(updates) == 2
+        with tf.variable_scope("layer/bn", reuse=True):
+            moving_mean = tf.get_variable("moving_mean")
+            moving_var = tf.get_variable("moving_variance")
+        with tf.Session() as sess:
+            sess.run(tf.global_variables_initializer())
+            got = sess.run(y_train)
+            np.testing.assert_allclose(got, (x - mean) / np.sqrt(var + 1e-3), rtol=1e-4,
+                                       atol=1e-4)
+            # Inference: the moving averages (0 and 1 at first), not the batch.
+            np.testing.assert_allclose(sess.run(y_infer), x / np.sqrt(1 + 1e-3), rtol=1e-5)
+            sess.run(updates)
+            m, v = sess.run([moving_mean, moving_var])
+            np.testing.assert_allclose(m, 0.1 * mean, rtol=1e-5)
+            # The update uses the batch variance (TF may apply Bessel's correction).
+            n = x.size // 3
+            assert np.allclose(v, 0.9 + 0.1 * var, rtol=1e-4) or \
+                np.allclose(v, 0.9 + 0.1 * var * n / (n - 1), rtol=1e-4)
+            sess.run([moving_mean.assign([1.0, 2.0, 3.0]), moving_var.assign([4.0, 4.0, 4.0])])
+            np.testing.assert_allclose(sess.run(y_infer),
+                                       (x - [1.0, 2.0, 3.0]) / np.sqrt(4 + 1e-3), rtol=1e-5)
+
+
+def test_batch_norm_without_update_adds_no_update_ops():
+    with tf.Graph().as_default():
+        ops.batch_norm(tf.zeros([2, 2, 2, 3]), training=True, update_stats=False)
+        assert tf.get_collection(tf.GraphKeys.UPDATE_OPS) == []
+
+
+def test_instance_norm_normalises_each_example():
+    rs = np.random.RandomState(0)
+    x = (rs.randn(2, 4, 3, 2) * [1.0, 5.0] + [3.0, -2.0]).astype(np.float32)
+    with tf.Graph().as_default():
+        y = ops.instance_norm(tf.constant(x))
+        with tf.variable_scope("instance_norm", reuse=True):
+            scale, offset = tf.get_variable("scale"), tf.get_variable("offset")
+        got, s, o = run([y, scale, offset])
+    mean = x.mean(axis=(1, 2), keepdims=True)
+    var = x.var(axis=(1, 2), keepdims=True)
+    np.testing.assert_allclose(got, s * (x - mean) / np.sqrt(var + 1e-6) + o, rtol=1e-4,
+                               atol=1e-5)
+
+
+def test_unknown_norm_or_method_is_refused():
+    with tf.Graph().as_default():
+        with pytest.raises(ValueError, match="norm_type must be one of"):
+            ops.activate_and_normalize(tf.zeros([1, 2, 2, 1]), None, "layer", True)
+        with pytest.raises(ValueError, match="'bilinear' or 'nn'"):
+            ops.upsample_conv2d(tf.zeros([1, 2, 2, 1]), 3, "cubic")

@@ -1,0 +1,192 @@
+"""trainer.py end to end on a small synthetic dataset: it learns, logs the
+model card's lines, fills the run folder, resumes, stops on NaN, and refuses
+user mistakes before training."""
+
+import glob
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow.compat.v1 as tf
+
+import trainer
+from easydata import make_easy_dataset
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# The fields Huawei's ModelZoo scripts cut out of each line.
+LINE = re.compile(
+    r"^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}\]  \[(train|val  ) step +(\d+)\] "
+    r"Supervised loss: (-?\d+\.\d{5}) D loss: (-?\d+\.\d{5}) G loss: (-?\d+\.\d{5}) "
+    r"Accuracy: (\d\.\d{5}) \((\d+\.\d{3}) sec/batch, (\d+\.\d{3}) instances/sec\) $")
+MODEL_CARD_LINE = ("[2021-12-10 13:42:13,501]  [train step 44871] Supervised loss: 0.10064 "
+                   "D loss: 0.55640 G loss: -0.00838 Accuracy: 1.00000 (0.021 sec/batch, "
+                   "1546.661 instances/sec) ")
+
+FAST = ["--log_step", "10", "--test_sample_step", "25", "--write_summary_step", "50"]
+
+
+def step_lines(run_dir):
+    with open(os.path.join(run_dir, "train.log")) as f:
+        return [LINE.match(line.rstrip("\n")) for line in f if "step " in line and "] Sup" in line]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    return {"easy": make_easy_dataset(str(root / "easy")),
+            "rgb": make_easy_dataset(str(root / "rgb"), 96, 40, size=8, channels=3)}
+
+
+@pytest.fixture(scope="module")
+def trained(data, tmp_path_factory):
+    """A 300-step run on the easy dataset: (run folder, exit status)."""
+    run_dir = str(tmp_path_factory.mktemp("runs") / "easy")
+    status = trainer.main(["--dataset", data["easy"], "--train_dir", run_dir,
+                           "--max_training_steps", "300", "--output_save_step", "100",
+                           "--dump_result"] + FAST)
+    return run_dir, status
+
+
+def test_model_card_line_matches_the_pattern():
+    assert LINE.match(MODEL_CARD_LINE)
+    assert trainer.step_line("train", 44871, 0.10064, 0.5564, -0.00838, 1.0, 0.021, 32) \
+        .startswith(" [train step 44871] Supervised loss: 0.10064 D loss: 0.55640 G loss: "
+                    "-0.00838 Accuracy: 1.00000 (0.021 sec/batch, 1523.810 instances/sec) ")
+
+
+def test_short_training_learns_the_easy_classes(trained):
+    run_dir, status = trained
+    assert status == 0
+    lines = step_lines(run_dir)
+    assert lines and all(lines), "every step line must match the model card's format"
+    val = [m for m in lines if m.group(1) == "val  "]
+    train = [m for m in lines if m.group(1) == "train"]
+    assert [int(m.group(2)) for m in val] == list(range(0, 300, 25))
+    assert [int(m.group(2)) for m in train] == list(range(1, 300, 10))
+    # Chance is 0.1; the test batches are scored with batch norm in inference
+    # mode (moving averages), as evaluation does.
+    assert np.mean([float(m.group(6)) for m in val[-3:]]) >= 0.8
+    assert float(train[-1].group(4)) < float(train[0].group(4))  # D loss fell
+
+
+def test_run_folder_holds_config_checkpoints_events_and_samples(trained, data):
+    run_dir, _ = trained
+    import json
+    with open(os.path.join(run_dir, "config.json")) as f:
+        config = json.load(f)
+    assert config["image_shape"] == [16, 16, 1] and config["num_classes"] == 10
+    assert config["max_training_steps"] == 300 and config["dataset"] == data["easy"]
+    assert tf.train.latest_checkpoint(run_dir).endswith("model-300")
+    for step in (100, 200, 300):
+        assert os.path.isfile(os.path.join(run_dir, "model-%d.index" % step))
+        with open(os.path.join(run_dir, "samples-%d.png" % step), "rb") as f:
+            header = f.read(24)
+        assert header[:8] == b"\x89PNG\r\n\x1a\n"
+        width, height = int.from_bytes(header[16:20], "big"), int.from_bytes(header[20:24], "big")
+        assert (width, height) == (8 * 16, 8 * 16)  # 64 samples in an 8 x 8 grid
+        import h5py
+        with h5py.File(os.path.join(run_dir, "g_img_%d.hdf5" % step), "r") as h5:
+            assert h5["image"].shape == (64, 16, 16, 1)
+    tags, steps = set(), set()
+    for path in glob.glob(os.path.join(run_dir, "events.out.tfevents.*")):
+        for event in tf.train.summary_iterator(path):
+            for value in event.summary.value:
+                tags.add(value.tag)
+                steps.add(event.step)
+    expected = {"loss/accuracy", "loss/GAN_loss", "loss/S_loss", "loss/d_loss",
+                "loss/d_loss_real", "loss/d_loss_fake", "loss/g_loss", "loss/recon_weight"}
+    assert expected <= tags
+    # TF 1.x names image summaries <name>/image (as the reference's were).
+    assert {"img/fake/image", "img/real/image"} <= tags
+    assert {0, 50, 100, 250} <= steps
+
+
+def test_interrupted_run_saves_and_resumes_at_the_right_step(data, tmp_path):
+    run_dir = str(tmp_path / "run")
+    command = [sys.executable, "trainer.py", "--dataset", data["easy"], "--train_dir", run_dir,
+               "--max_training_steps", "5000", "--log_step", "1", "--output_save_step", "1000"]
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True)
+    log_path = os.path.join(run_dir, "train.log")
+    deadline = time.time() + 180
+    while time.time() < deadline:
+        if os.path.isfile(log_path) and "[train step   20]" in open(log_path).read():
+            break
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    stopped = tf.train.latest_checkpoint(run_dir)
+    assert stopped, err
+    step = int(stopped.rsplit("-", 1)[1])
+    assert 20 <= step < 5000
+    assert "resume with: python trainer.py --train_dir %s" % run_dir in err
+    # Resume: the step count continues, and the saved flags are kept.
+    assert trainer.main(["--train_dir", run_dir, "--dataset", data["easy"],
+                         "--max_training_steps", str(step + 5)]) == 0
+    assert tf.train.latest_checkpoint(run_dir).endswith("model-%d" % (step + 5))
+    resumed = [m for m in step_lines(run_dir) if m.group(1) == "train"]
+    numbers = [int(m.group(2)) for m in resumed]
+    assert numbers[-5:] == list(range(step + 1, step + 6))  # --log_step 1 was kept
+    with open(log_path) as f:
+        assert "Resumed from %s at step %d" % (stopped, step) in f.read()
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(trained, tmp_path, capsys):
+    run_dir = str(tmp_path / "copy")
+    shutil.copytree(trained[0], run_dir)
+    status = trainer.main(["--train_dir", run_dir, "--max_training_steps", "340",
+                           "--learning_rate_d", "1e30", "--learning_rate_g", "1e30"])
+    assert status == 1
+    err = capsys.readouterr().err
+    assert re.search(r"the [DG] loss became (nan|inf|-inf) at step 3\d\d", err), err
+    assert "The last good checkpoint is %s" % os.path.join(run_dir, "model-300") in err
+    assert tf.train.latest_checkpoint(run_dir).endswith("model-300")
+
+
+def test_checkpoint_initialises_a_new_run(trained, tmp_path, data, capsys):
+    new_dir = str(tmp_path / "new")
+    assert trainer.main(["--dataset", data["easy"], "--train_dir", new_dir,
+                         "--checkpoint", trained[0], "--max_training_steps", "2"]) == 0
+    err = capsys.readouterr().err
+    assert "Initialised D and G from %s" % os.path.join(trained[0], "model-300") in err
+    assert tf.train.latest_checkpoint(new_dir).endswith("model-2")
+
+
+@pytest.mark.parametrize("case", ["missing dataset", "other shape", "model flag", "batch",
+                                  "no checkpoint", "checkpoint shape", "no gpu"])
+def test_user_mistakes_stop_before_training_with_a_message(case, trained, data, tmp_path,
+                                                           capsys):
+    run_dir = trained[0]
+    args, expected = {
+        "missing dataset": (["--dataset", "SVHN", "--data_dir", str(tmp_path)],
+                            "python download.py --dataset SVHN --data_dir %s" % tmp_path),
+        "other shape": (["--dataset", data["rgb"], "--train_dir", run_dir],
+                        "was trained on %s (16x16x1, 10 classes); rgb is 8x8x3, 10 classes"
+                        % data["easy"]),
+        "model flag": (["--dataset", data["easy"], "--train_dir", run_dir,
+                        "--deconv_type", "nn", "--max_training_steps", "400"],
+                       "was trained with --deconv_type bilinear"),
+        "batch": (["--dataset", data["rgb"], "--batch_size", "64",
+                   "--train_dir", str(tmp_path / "b")],
+                  "--batch_size 64 is larger than the 40 examples of the test split"),
+        "no checkpoint": (["--dataset", data["easy"], "--checkpoint", str(tmp_path / "nope"),
+                           "--train_dir", str(tmp_path / "c")], "no checkpoint there"),
+        "checkpoint shape": (["--dataset", data["rgb"], "--checkpoint", run_dir,
+                              "--train_dir", str(tmp_path / "d")],
+                             "does not fit this model"),
+        "no gpu": (["--dataset", data["easy"], "--device", "gpu",
+                    "--train_dir", str(tmp_path / "e")], "TensorFlow sees no GPU"),
+    }[case]
+    before = sorted(os.listdir(run_dir))
+    assert trainer.main(args) == 2
+    err = capsys.readouterr().err
+    assert expected in err and "Traceback" not in err
+    assert sorted(os.listdir(run_dir)) == before
