@@ -260,7 +260,7 @@ def train(config, explicit):
                  "dataset_path": os.path.abspath(info.path), "split_source": info.split_source,
                  "num_train": cache.splits["train"].num_examples,
                  "num_test": cache.splits["test"].num_examples,
-                 "tensorflow": tf.__version__, "device_resolved": device}
+                 "tensorflow": tf.VERSION, "device_resolved": device}
         save_run_config(run_dir, config, extra)
         log.info("Run folder: %s (%s)", run_dir,
                  "resuming from %s" % resume_from if resume_from else "new run")
