@@ -11,12 +11,18 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import importlib.util  # noqa: E402
 
-# scripts/ is not a package; expose scripts/check_compat.py to the tests.
-_spec = importlib.util.spec_from_file_location(
-    "check_compat_module", os.path.join(ROOT, "scripts", "check_compat.py"))
-check_compat_module = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(check_compat_module)
-sys.modules["check_compat_module"] = check_compat_module
+
+def _load_script(module_name, file_name):
+    """scripts/ is not a package; load one of its files as a module."""
+    spec = importlib.util.spec_from_file_location(
+        module_name, os.path.join(ROOT, "scripts", file_name))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    sys.modules[module_name] = module
+
+
+_load_script("check_compat_module", "check_compat.py")
+_load_script("benchmark_script", "benchmark.py")
 
 import tensorflow.compat.v1 as tf  # noqa: E402
 
