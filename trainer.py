@@ -252,6 +252,13 @@ def train(config, explicit):
                  start_step, config.max_training_steps)
         return 0
 
+    g = build_graph(config, info, cache, start_step)
+    with g.graph.as_default():  # before anything is written
+        if init_from:
+            check_checkpoint_shapes(init_from, g.model_variables, info)
+        if resume_from:
+            check_checkpoint_shapes(resume_from, tf.global_variables(), info)
+
     if not os.path.isdir(run_dir):
         os.makedirs(run_dir)
     log_file = add_log_file(os.path.join(run_dir, "train.log"))
@@ -265,13 +272,6 @@ def train(config, explicit):
         log.info("Run folder: %s (%s)", run_dir,
                  "resuming from %s" % resume_from if resume_from else "new run")
         log.info("Config: %s", json.dumps(dict(config._asdict(), **extra), sort_keys=True))
-        g = build_graph(config, info, cache, start_step)
-        if init_from:
-            with g.graph.as_default():
-                check_checkpoint_shapes(init_from, g.model_variables, info)
-        if resume_from:
-            with g.graph.as_default():
-                check_checkpoint_shapes(resume_from, tf.global_variables(), info)
         return _run(config, g, run_dir, device, start_step, resume_from, init_from)
     finally:
         logging.getLogger().removeHandler(log_file)

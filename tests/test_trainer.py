@@ -190,3 +190,4 @@ def test_user_mistakes_stop_before_training_with_a_message(case, trained, data, 
     err = capsys.readouterr().err
     assert expected in err and "Traceback" not in err
     assert sorted(os.listdir(run_dir)) == before
+    assert not set(os.listdir(str(tmp_path))) & {"b", "c", "d", "e"}  # no run folder made
