@@ -190,3 +190,11 @@ def test_incomplete_cache_is_rebuilt(toy):
     os.remove(cache.splits["train"].files[2])
     rebuilt = input_ops.prepare_tfrecords(info, num_files=4, progress=False)
     assert all(os.path.isfile(f) for f in rebuilt.splits["train"].files)
+
+
+def test_skipping_batches_continues_the_same_stream(toy):
+    # A run resumed at step n reads what an uninterrupted run reads from batch n on.
+    _, cache, _ = toy
+    full = run_batches(lambda: input_ops.train_dataset(cache, 8, seed=5), 30)
+    resumed = run_batches(lambda: input_ops.train_dataset(cache, 8, seed=5, skip_batches=17), 13)
+    assert [b["id"].tolist() for b in resumed] == [b["id"].tolist() for b in full[17:]]
