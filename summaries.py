@@ -25,9 +25,9 @@ def to_uint8(images):
     return tf.cast(tf.clip_by_value(tf.round((images + 1.0) * 127.5), 0, 255), tf.uint8)
 
 
-def encode_grid_png(images):
-    """A PNG (string scalar) of the images in a grid."""
-    return tf.image.encode_png(to_uint8(image_grid(images))[0])
+def encode_grid_png(images, columns=None):
+    """A PNG (string scalar) of the images in a grid (see image_grid)."""
+    return tf.image.encode_png(to_uint8(image_grid(images, columns))[0])
 
 
 def training_summaries(losses, model):

@@ -26,6 +26,7 @@ import time
 
 import numpy as np
 
+import checkpoints
 from config import (MODEL_FLAGS, ConfigError, TrainConfig, load_run_config,
                     parse_train_config, save_run_config)
 from datasets.errors import DatasetError
@@ -57,10 +58,6 @@ def default_run_dir(config):
     return os.path.join(RUN_ROOT, name)
 
 
-def _shape_text(shape, num_classes):
-    return "%s, %d classes" % ("x".join(str(d) for d in shape), num_classes)
-
-
 def resolve_run(config, explicit):
     """Decides the run folder and whether it resumes; a resumed run keeps its
     saved flags except those given now. Returns (config, run_dir, resume_from)."""
@@ -89,15 +86,16 @@ def resolve_run(config, explicit):
     return TrainConfig(**merged), run_dir, latest
 
 
-def check_resumed_dataset(run_dir, info):
+def check_resumed_dataset(run_dir, resume_from, info):
     """A resumed run must see images of the shape and classes it was trained on."""
     saved = load_run_config(run_dir)
-    if list(saved["image_shape"]) != list(info.image_shape) or \
-            saved["num_classes"] != info.num_classes:
-        raise ConfigError("%s was trained on %s (%s); %s is %s"
-                          % (run_dir, saved["dataset"],
-                             _shape_text(saved["image_shape"], saved["num_classes"]),
-                             info.name, _shape_text(info.image_shape, info.num_classes)))
+    try:
+        checkpoints.check_fits_dataset(resume_from, saved, info)
+    except ConfigError:
+        raise ConfigError("%s was trained on %s (%s); %s is %s" % (
+            run_dir, saved["dataset"],
+            checkpoints.shape_text(saved["image_shape"], saved["num_classes"]), info.name,
+            checkpoints.shape_text(info.image_shape, info.num_classes)))
 
 
 def check_config(config, cache):
@@ -107,37 +105,8 @@ def check_config(config, cache):
             raise ConfigError("--batch_size %d is larger than the %d examples of the %s split"
                               % (config.batch_size, entry.num_examples, split))
     if config.checkpoint:
-        import tensorflow.compat.v1 as tf
-        path = config.checkpoint
-        if os.path.isdir(path):
-            path = tf.train.latest_checkpoint(path) or path
-        if not os.path.isfile(path + ".index"):
-            raise ConfigError("--checkpoint %s: no checkpoint there (expected %s.index, as "
-                              "written by a run: train_dir/<run>/model-<step>)"
-                              % (config.checkpoint, path))
-        return path
+        return checkpoints.resolve(config.checkpoint)
     return None
-
-
-def check_checkpoint_shapes(checkpoint, variables, info):
-    """Raises ConfigError if `checkpoint` lacks a variable or holds it with
-    another shape (a model for another image shape or class count)."""
-    import tensorflow.compat.v1 as tf
-    stored = dict(tf.train.list_variables(checkpoint))
-    for variable in variables:
-        name = variable.op.name
-        want = variable.shape.as_list()
-        if name not in stored or list(stored[name]) != want:
-            saved = load_run_config(os.path.dirname(checkpoint)) or {}
-            trained = ""
-            if "image_shape" in saved:
-                trained = " (it was trained on %s)" % _shape_text(saved["image_shape"],
-                                                                 saved["num_classes"])
-            raise ConfigError(
-                "checkpoint %s does not fit this model: %s is %s there, but %s needs %s%s; "
-                "%s is %s" % (checkpoint, name, stored.get(name, "missing"), name, want,
-                              trained, info.name,
-                              _shape_text(info.image_shape, info.num_classes)))
 
 
 Graph = collections.namedtuple(
@@ -240,7 +209,7 @@ def train(config, explicit):
     config, run_dir, resume_from = resolve_run(config, explicit)
     info = store.open_dataset(config.dataset, config.data_dir)
     if resume_from:
-        check_resumed_dataset(run_dir, info)
+        check_resumed_dataset(run_dir, resume_from, info)
     cache = input_ops.prepare_tfrecords(info)
     init_from = check_config(config, cache)
     device = resolve_device(config.device)
@@ -255,9 +224,10 @@ def train(config, explicit):
     g = build_graph(config, info, cache, start_step)
     with g.graph.as_default():  # before anything is written
         if init_from:
-            check_checkpoint_shapes(init_from, g.model_variables, info)
+            checkpoints.check_shapes(init_from, g.model_variables, checkpoints.dataset_text(info))
         if resume_from:
-            check_checkpoint_shapes(resume_from, tf.global_variables(), info)
+            checkpoints.check_shapes(resume_from, tf.global_variables(),
+                                     checkpoints.dataset_text(info))
 
     if not os.path.isdir(run_dir):
         os.makedirs(run_dir)

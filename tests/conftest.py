@@ -37,3 +37,25 @@ def _restore_logging():
     yield
     root.handlers[:] = handlers
     root.setLevel(level)
+
+
+@pytest.fixture(scope="session")
+def data(tmp_path_factory):
+    """Two small datasets whose classes are easy to tell apart."""
+    from easydata import make_easy_dataset
+    root = tmp_path_factory.mktemp("data")
+    return {"easy": make_easy_dataset(str(root / "easy")),
+            "rgb": make_easy_dataset(str(root / "rgb"), 96, 40, size=8, channels=3)}
+
+
+@pytest.fixture(scope="session")
+def trained(data, tmp_path_factory):
+    """A 300-step run on the easy dataset (16x16x1, 10 classes, 200 test
+    examples), checkpoints at 100, 200, 300: (run folder, exit status)."""
+    import trainer
+    run_dir = str(tmp_path_factory.mktemp("runs") / "easy")
+    status = trainer.main(["--dataset", data["easy"], "--train_dir", run_dir,
+                           "--max_training_steps", "300", "--output_save_step", "100",
+                           "--dump_result", "--log_step", "10", "--test_sample_step", "25",
+                           "--write_summary_step", "50"])
+    return run_dir, status

@@ -1,0 +1,113 @@
+"""Finding, checking and restoring checkpoints of training runs.
+
+A run folder (trainer.py's --train_dir) holds config.json and checkpoints
+model-<step>; `checkpoint` lists them, newest last, and is rewritten by
+TensorFlow only after a checkpoint's files are complete.
+"""
+
+import logging
+import os
+
+import tensorflow.compat.v1 as tf
+
+from config import ConfigError, load_run_config
+
+log = logging.getLogger(__name__)
+
+
+def shape_text(shape, num_classes):
+    """'28x28x1, 10 classes'."""
+    return "%s, %d classes" % ("x".join(str(d) for d in shape), num_classes)
+
+
+def is_complete(prefix):
+    """True if the checkpoint's index and data files are all there."""
+    if not os.path.isfile(prefix + ".index"):
+        return False
+    folder, base = os.path.split(prefix)
+    data = [n for n in os.listdir(folder or ".") if n.startswith(base + ".data-")]
+    if not data:
+        return False
+    total = data[0].rsplit("-of-", 1)[-1]
+    return len(data) == int(total) if total.isdigit() else True
+
+
+def newest_complete(run_dir):
+    """The newest complete checkpoint listed in a run folder, or None."""
+    state = tf.train.get_checkpoint_state(run_dir)
+    if state is None:
+        return None
+    for path in reversed(list(state.all_model_checkpoint_paths) or
+                         [state.model_checkpoint_path]):
+        if not os.path.isabs(path):
+            path = os.path.join(run_dir, path)
+        if is_complete(path):
+            return path
+        log.debug("skipping incomplete checkpoint %s", path)
+    return None
+
+
+def resolve(path):
+    """A run folder -> its newest complete checkpoint; a model-<step> prefix
+    -> itself, if complete. Raises ConfigError saying what is missing."""
+    if os.path.isdir(path):
+        found = newest_complete(path)
+        if found is None:
+            raise ConfigError("%s holds no complete checkpoint (model-<step>.index and .data "
+                              "files listed in its `checkpoint` file); is it a run folder?" % path)
+        return found
+    if not is_complete(path):
+        raise ConfigError("checkpoint %s not found: expected %s.index and %s.data-* (a "
+                          "run folder or a model-<step> prefix in one)" % (path, path, path))
+    return path
+
+
+def step_of(checkpoint):
+    """model-1234 -> 1234 (None if the name has no step)."""
+    tail = os.path.basename(checkpoint).rsplit("-", 1)[-1]
+    return int(tail) if tail.isdigit() else None
+
+
+def run_config_of(checkpoint):
+    """The config.json saved beside a checkpoint; raises ConfigError if absent."""
+    saved = load_run_config(os.path.dirname(checkpoint))
+    if saved is None:
+        raise ConfigError("%s has no config.json beside it, so the network it holds is unknown; "
+                          "evaluate checkpoints inside the run folders trainer.py writes"
+                          % checkpoint)
+    return saved
+
+
+def check_fits_dataset(checkpoint, saved, info):
+    """The checkpoint's run must have been trained on this image shape and
+    class count."""
+    if list(saved["image_shape"]) != list(info.image_shape) or \
+            saved["num_classes"] != info.num_classes:
+        raise ConfigError("checkpoint %s expects %s; %s is %s" % (
+            checkpoint, shape_text(saved["image_shape"], saved["num_classes"]), info.name,
+            shape_text(info.image_shape, info.num_classes)))
+
+
+def dataset_text(info):
+    """'MNIST is 28x28x1, 10 classes' for error messages."""
+    return "%s is %s" % (info.name, shape_text(info.image_shape, info.num_classes))
+
+
+def check_shapes(checkpoint, variables, context=""):
+    """Raises ConfigError if `checkpoint` lacks one of `variables` or holds it
+    with another shape (a model for another image shape or class count);
+    `context` (e.g. dataset_text(info)) ends the message."""
+    stored = dict(tf.train.list_variables(checkpoint))
+    for variable in variables:
+        name = variable.op.name
+        want = variable.shape.as_list()
+        if name not in stored or list(stored[name]) != want:
+            saved = load_run_config(os.path.dirname(checkpoint)) or {}
+            trained = ""
+            if "image_shape" in saved:
+                trained = " (it was trained on %s)" % shape_text(saved["image_shape"],
+                                                                saved["num_classes"])
+            raise ConfigError(
+                "checkpoint %s does not fit this model: %s is %s there, but %s needs %s%s%s"
+                % (checkpoint, name, stored.get(name, "missing"), name, want, trained,
+                   "; " + context if context else ""))

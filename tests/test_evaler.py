@@ -1,0 +1,108 @@
+"""evaler.py: exactly-once accuracy, the report and its JSON, the newest
+complete checkpoint, clear errors."""
+
+import json
+import os
+import re
+import shutil
+
+import numpy as np
+import pytest
+import tensorflow.compat.v1 as tf
+
+import evaler
+import model as ssgan
+from datasets import store
+
+
+def numpy_predictions(run_dir, checkpoint, dataset):
+    """The classifier's predictions on every test example in one batch,
+    computed apart from the evaler's pipeline."""
+    with open(os.path.join(run_dir, "config.json")) as f:
+        saved = json.load(f)
+    info = store.open_dataset(dataset)
+    images, labels = store.read_examples(info, info.splits["test"])
+    with tf.Graph().as_default():
+        x = tf.constant(images.astype(np.float32) / 255.0 * 2.0 - 1.0)
+        logits = ssgan.Discriminator(10, saved["norm_type"], saved["bn_decay"])(x, training=False)
+        with tf.Session() as sess:
+            tf.train.Saver().restore(sess, checkpoint)
+            values = sess.run(logits)
+    return labels, values[:, :10].argmax(axis=1)
+
+
+def test_accuracy_counts_every_example_once(trained, data, capsys):
+    run_dir, _ = trained
+    assert evaler.main(["--checkpoint", run_dir, "--batch_size", "64"]) == 0  # 200 = 3*64 + 8
+    err = capsys.readouterr().err
+    labels, predictions = numpy_predictions(run_dir, os.path.join(run_dir, "model-300"),
+                                            data["easy"])
+    with open(os.path.join(run_dir, "eval-300-test.json")) as f:
+        report = json.load(f)
+    assert report["num_examples"] == 200 == len(labels)
+    assert report["num_correct"] == int((labels == predictions).sum())
+    assert report["accuracy"] == pytest.approx(float((labels == predictions).mean()))
+    confusion = np.zeros((10, 10), int)
+    for t, p in zip(labels, predictions):
+        confusion[t, p] += 1
+    assert report["confusion_matrix"] == confusion.tolist()
+    for c in range(10):
+        assert report["per_class_accuracy"][c] == pytest.approx(
+            confusion[c, c] / confusion[c].sum())
+    # The JSON holds the numbers printed.
+    printed = float(re.search(r"Average accuracy : (\d\.\d{4})\n", err).group(1))
+    assert printed == round(report["accuracy"], 4)
+    assert "Evaluated 200 examples of the test split" in err
+    assert "%d errors" % report["errors"] in err
+    assert re.search(r"Inference: \d+\.\d instances/sec", err)
+    assert report["step"] == 300 and report["checkpoint"].endswith("model-300")
+
+
+def test_summarize_by_hand():
+    result = evaler.summarize([0, 0, 1, 2, 2, 2], [0, 1, 1, 2, 0, 2], 4, 2.0)
+    assert result.num_correct == 4 and result.accuracy == pytest.approx(4 / 6)
+    assert result.per_class_accuracy == [0.5, 1.0, pytest.approx(2 / 3), None]
+    assert result.confusion_matrix[2] == [1, 0, 2, 0]
+    assert result.instances_per_sec == 3.0
+
+
+def test_sample_grid_has_a_row_per_class(trained):
+    run_dir, _ = trained
+    assert evaler.main(["--checkpoint", os.path.join(run_dir, "model-200"),
+                        "--samples_per_class", "6"]) == 0
+    with open(os.path.join(run_dir, "eval-200-samples.png"), "rb") as f:
+        header = f.read(24)
+    assert header[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (int.from_bytes(header[16:20], "big"), int.from_bytes(header[20:24], "big")) == \
+        (6 * 16, 10 * 16)
+    assert os.path.isfile(os.path.join(run_dir, "eval-200-test.json"))
+
+
+def test_a_checkpoint_still_being_written_is_skipped(trained, tmp_path):
+    run_dir = str(tmp_path / "run")
+    shutil.copytree(trained[0], run_dir)
+    # The `checkpoint` file lists model-400, whose data file is not there
+    # (being written, or lost): the newest complete checkpoint is read.
+    open(os.path.join(run_dir, "model-400.index"), "w").close()
+    state = tf.train.get_checkpoint_state(run_dir)
+    paths = list(state.all_model_checkpoint_paths) + ["model-400"]
+    with open(os.path.join(run_dir, "checkpoint"), "w") as f:
+        f.write('model_checkpoint_path: "model-400"\n')
+        f.write("".join('all_model_checkpoint_paths: "%s"\n' % p for p in paths))
+    assert tf.train.latest_checkpoint(run_dir).endswith("model-400")
+    assert evaler.main(["--checkpoint", run_dir, "--samples_per_class", "0"]) == 0
+    assert os.path.isfile(os.path.join(run_dir, "eval-300-test.json"))
+
+
+def test_checkpoint_for_another_shape_is_refused(trained, data, capsys):
+    assert evaler.main(["--checkpoint", trained[0], "--dataset", data["rgb"]]) == 2
+    err = capsys.readouterr().err
+    assert "model-300 expects 16x16x1, 10 classes; rgb is 8x8x3, 10 classes" in err
+    assert "Traceback" not in err
+
+
+def test_missing_checkpoint_is_a_clear_error(tmp_path, capsys):
+    assert evaler.main(["--checkpoint", str(tmp_path / "model-5")]) == 2
+    assert "model-5 not found: expected" in capsys.readouterr().err
+    assert evaler.main(["--checkpoint", str(tmp_path)]) == 2
+    assert "holds no complete checkpoint" in capsys.readouterr().err
