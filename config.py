@@ -109,7 +109,22 @@ FLAGS = [
     ("run", "--device", dict(
         default="auto", choices=("auto", "cpu", "gpu", "npu"),
         help="auto: a GPU if TensorFlow sees one, else the CPU")),
+    ("run", "--precision_mode", dict(
+        default=None,
+        help="on the NPU, the Ascend adapter's precision_mode (allow_fp32_to_fp16, "
+             "allow_mix_precision, force_fp16, force_fp32, must_keep_origin_dtype); unset "
+             "leaves the adapter's default")),
     ("run", "--debug", dict(action="store_true", help="log debugging detail")),
+    ("platform", "--data_url", dict(
+        default=None,
+        help="ModelArts: the folder holding the dataset folders (replaces --data_dir); an "
+             "obs:// URL is first copied to --cache_dir")),
+    ("platform", "--train_url", dict(
+        default=None,
+        help="ModelArts: where run folders go (replaces train_dir/); with an obs:// URL the "
+             "run is kept under --cache_dir and copied there at each checkpoint and at the end")),
+    ("platform", "--cache_dir", dict(
+        default="/cache", help="local copy of obs:// data and runs")),
 ]
 
 # Flags that shape the networks: a resumed run must keep them.
@@ -140,7 +155,7 @@ def explicit_flags(parser, argv):
     try:
         for action in parser._actions:
             action.default = sentinel
-        given = parser.parse_args(argv)
+        given, _ = parser.parse_known_args(argv)
     finally:
         for action in parser._actions:
             action.default = saved[action.dest]
@@ -148,10 +163,12 @@ def explicit_flags(parser, argv):
 
 
 def parse_train_config(argv, description=None, epilog=None):
-    """(TrainConfig, names of the flags given explicitly)."""
+    """(TrainConfig, names of the flags given explicitly, arguments not
+    understood). Platforms such as ModelArts add arguments of their own, so
+    unknown ones are returned, not fatal."""
     parser = build_parser(description, epilog)
-    args = parser.parse_args(argv)
-    return TrainConfig(**vars(args)), explicit_flags(parser, argv)
+    args, unknown = parser.parse_known_args(argv)
+    return TrainConfig(**vars(args)), explicit_flags(parser, argv), unknown
 
 
 CONFIG_FILE = "config.json"

@@ -274,9 +274,12 @@ def split_variables():
     return d_vars, g_vars
 
 
-def _minimize(loss, variables, learning_rate, beta1, clip_norm, global_step, update_ops, name):
+def _minimize(loss, variables, learning_rate, beta1, clip_norm, global_step, update_ops, name,
+              wrap_optimizer=None):
     with tf.name_scope(name):
         optimizer = tf.train.AdamOptimizer(learning_rate, beta1=beta1, name=name + "_adam")
+        if wrap_optimizer is not None:
+            optimizer = wrap_optimizer(optimizer)
         grads_and_vars = optimizer.compute_gradients(loss, var_list=variables)
         grads = [g for g, _ in grads_and_vars]
         grads, _ = tf.clip_by_global_norm(grads, clip_norm)
@@ -284,10 +287,12 @@ def _minimize(loss, variables, learning_rate, beta1, clip_norm, global_step, upd
             return optimizer.apply_gradients(zip(grads, variables), global_step=global_step)
 
 
-def build_train_ops(losses, global_step, config):
+def build_train_ops(losses, global_step, config, wrap_optimizer=None):
     """Adam (beta1 from config) on D's and G's losses, gradients clipped to a
     global norm of config.clip_norm; each op also runs the batch-norm moving
-    average updates made so far in the graph (D's from real images, G's)."""
+    average updates made so far in the graph (D's from real images, G's).
+    `wrap_optimizer` (e.g. the NPU's all-reducing NPUDistributedOptimizer)
+    wraps both Adam optimizers."""
     d_vars, g_vars = split_variables()
     updates = tf.get_collection(tf.GraphKeys.UPDATE_OPS)
 
@@ -302,7 +307,9 @@ def build_train_ops(losses, global_step, config):
     # Both steps keep every moving average current: D's statistics come from the
     # real batch, which is there on G steps too, and G's from its own output.
     d_train = _minimize(losses.d_loss, d_vars, config.learning_rate_d, config.beta1,
-                        config.clip_norm, global_step, d_updates + g_updates, "d_optimize")
+                        config.clip_norm, global_step, d_updates + g_updates, "d_optimize",
+                        wrap_optimizer)
     g_train = _minimize(losses.g_loss, g_vars, config.learning_rate_g, config.beta1,
-                        config.clip_norm, global_step, d_updates + g_updates, "g_optimize")
+                        config.clip_norm, global_step, d_updates + g_updates, "g_optimize",
+                        wrap_optimizer)
     return TrainOps(d_train, g_train, d_vars, g_vars)

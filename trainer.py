@@ -49,20 +49,22 @@ def step_line(split, step, supervised_loss, d_loss, g_loss, accuracy, sec_per_ba
                      a=accuracy, t=sec_per_batch, r=batch_size / sec_per_batch)
 
 
-def default_run_dir(config):
-    """The reference's run folder name, under train_dir/."""
+def default_run_dir(config, root=RUN_ROOT, job_id=None):
+    """The reference's run folder name under `root`. Cards of one multi-card
+    job must agree on it without talking, so they use the job id instead of
+    the time."""
     name = "%s-%s_lr_g_%s_d_%s_update_G%dD1-%s" % (
         config.prefix, os.path.basename(os.path.normpath(config.dataset)).upper(),
         config.learning_rate_g, config.learning_rate_d, config.update_rate,
-        time.strftime("%Y%m%d-%H%M%S"))
-    return os.path.join(RUN_ROOT, name)
+        "job%s" % job_id if job_id else time.strftime("%Y%m%d-%H%M%S"))
+    return os.path.join(root, name)
 
 
-def resolve_run(config, explicit):
+def resolve_run(config, explicit, root=RUN_ROOT, job_id=None):
     """Decides the run folder and whether it resumes; a resumed run keeps its
     saved flags except those given now. Returns (config, run_dir, resume_from)."""
     import tensorflow.compat.v1 as tf
-    run_dir = config.train_dir or default_run_dir(config)
+    run_dir = config.train_dir or default_run_dir(config, root, job_id)
     latest = tf.train.latest_checkpoint(run_dir) if os.path.isdir(run_dir) else None
     if latest is None:
         return config._replace(train_dir=run_dir), run_dir, None
@@ -111,12 +113,14 @@ def check_config(config, cache):
 
 Graph = collections.namedtuple(
     "Graph", "graph global_step losses eval_losses train_ops summary sample_images sample_png "
-             "model_variables saver")
+             "model_variables saver broadcast")
 
 
-def build_graph(config, info, cache, start_step):
+def build_graph(config, info, cache, start_step, rank=None):
     """Builds the whole training graph: inputs, model, losses, train ops,
-    summaries, samples, saver."""
+    summaries, samples, saver. With rank.size > 1 (Ascend cards over HCCL)
+    each card reads its shard, gradients are all-reduced, and `broadcast`
+    sets every card to rank 0's weights."""
     import tensorflow.compat.v1 as tf
     import input_ops
     import model as ssgan
@@ -127,7 +131,9 @@ def build_graph(config, info, cache, start_step):
         global_step = tf.train.get_or_create_global_step()
         with tf.name_scope("inputs"):
             train_batch = tf.data.make_one_shot_iterator(input_ops.train_dataset(
-                cache, config.batch_size, seed=config.seed, skip_batches=start_step)).get_next()
+                cache, config.batch_size, seed=config.seed, skip_batches=start_step,
+                num_shards=rank.size if rank else 1,
+                shard_index=rank.rank if rank else 0)).get_next()
             test_batch = tf.data.make_one_shot_iterator(input_ops.train_dataset(
                 cache, config.batch_size, split="test", seed=config.seed + 1)).get_next()
         model_config = ssgan.ModelConfig(tuple(info.image_shape), info.num_classes, config.n_z,
@@ -147,16 +153,35 @@ def build_graph(config, info, cache, start_step):
         with tf.name_scope("loss"):
             losses = ssgan.build_losses(model, global_step)
             eval_losses = ssgan.build_losses(eval_model, global_step)
+        distributed = rank is not None and rank.size > 1
+        wrap = None
+        if distributed:
+            import ascend
+            wrap = ascend.distributed_optimizer_wrapper()
         with tf.name_scope("train"):
             train_ops = ssgan.build_train_ops(losses, global_step, ssgan.OptimConfig(
-                config.learning_rate_d, config.learning_rate_g, 0.5, 20.0))
+                config.learning_rate_d, config.learning_rate_g, 0.5, 20.0), wrap)
+        broadcast = ascend.broadcast_variables_op(tf.global_variables()) if distributed else None
         # At the root name scope: summary tags are the scope plus the name.
         summary = summaries.training_summaries(losses, model)
         sample_png = summaries.encode_grid_png(sample_images)
         # Relative paths in the `checkpoint` file keep a run folder movable.
         saver = tf.train.Saver(max_to_keep=config.max_to_keep, save_relative_paths=True)
     return Graph(graph, global_step, losses, eval_losses, train_ops, summary, sample_images,
-                 sample_png, model_variables, saver)
+                 sample_png, model_variables, saver, broadcast)
+
+
+class _NullWriter(object):
+    """Stands in for the summary writer on cards other than rank 0."""
+
+    def add_summary(self, *args):
+        pass
+
+    def flush(self):
+        pass
+
+    def close(self):
+        pass
 
 
 class _StopFlag(object):
@@ -199,20 +224,55 @@ def _save(sess, g, run_dir, step, config):
     return path
 
 
-def train(config, explicit):
+Placement = collections.namedtuple("Placement", "device rank is_chief upload_to")
+Placement.__doc__ = """Where this process trains: the resolved device, its RankInfo,
+whether it writes the run folder (rank 0), and an obs:// URL to copy the run
+folder to (None for local runs)."""
+
+
+def place(config, environ):
+    """Resolves the device, the card's rank, and the ModelArts data and run
+    locations. Returns (config with data_dir set, Placement, run folder root)."""
+    import ascend
+    import modelarts
+    from device import resolve_device
+    device = resolve_device(config.device, environ=environ)
+    if device == "npu":
+        rank = ascend.rank_info(environ)
+    else:
+        rank = ascend.RankInfo(1, 0, 0)
+        if environ.get("RANK_SIZE", "1") not in ("", "1"):
+            raise ConfigError("RANK_SIZE=%s: multi-card training runs on Ascend NPUs over HCCL, "
+                              "and this process trains on the %s; unset RANK_SIZE"
+                              % (environ["RANK_SIZE"], device.upper()))
+    if config.data_url:
+        cache = config.cache_dir if rank.size == 1 else os.path.join(
+            config.cache_dir, "rank%d" % rank.rank)  # cards do not copy over each other
+        config = config._replace(data_dir=modelarts.fetch_data(config.data_url, cache))
+    root, upload_to = RUN_ROOT, None
+    if config.train_url:
+        if modelarts.is_obs(config.train_url):
+            root, upload_to = os.path.join(config.cache_dir, RUN_ROOT), config.train_url
+        else:
+            root = config.train_url
+    return config, Placement(device, rank, rank.rank == 0, upload_to), root
+
+
+def train(config, explicit, environ=None):
     """Runs a whole training; returns the exit status."""
     import tensorflow.compat.v1 as tf
     import input_ops
     from datasets import store
-    from device import resolve_device
 
-    config, run_dir, resume_from = resolve_run(config, explicit)
+    environ = os.environ if environ is None else environ
+    config, placement, root = place(config, environ)
+    job_id = environ.get("JOB_ID") if placement.rank.size > 1 else None
+    config, run_dir, resume_from = resolve_run(config, explicit, root, job_id)
     info = store.open_dataset(config.dataset, config.data_dir)
     if resume_from:
         check_resumed_dataset(run_dir, resume_from, info)
     cache = input_ops.prepare_tfrecords(info)
     init_from = check_config(config, cache)
-    device = resolve_device(config.device)
     start_step = 0
     if resume_from:
         start_step = int(resume_from.rsplit("-", 1)[1])
@@ -221,13 +281,17 @@ def train(config, explicit):
                  start_step, config.max_training_steps)
         return 0
 
-    g = build_graph(config, info, cache, start_step)
+    g = build_graph(config, info, cache, start_step, placement.rank)
     with g.graph.as_default():  # before anything is written
         if init_from:
             checkpoints.check_shapes(init_from, g.model_variables, checkpoints.dataset_text(info))
         if resume_from:
             checkpoints.check_shapes(resume_from, tf.global_variables(),
                                      checkpoints.dataset_text(info))
+    if not placement.is_chief:  # rank 0 alone writes the run folder
+        log.info("Card %d of %d; rank 0 writes %s", placement.rank.rank, placement.rank.size,
+                 run_dir)
+        return _run(config, g, run_dir, placement, start_step, resume_from, init_from)
 
     if not os.path.isdir(run_dir):
         os.makedirs(run_dir)
@@ -237,22 +301,33 @@ def train(config, explicit):
                  "dataset_path": os.path.abspath(info.path), "split_source": info.split_source,
                  "num_train": cache.splits["train"].num_examples,
                  "num_test": cache.splits["test"].num_examples,
-                 "tensorflow": tf.VERSION, "device_resolved": device}
+                 "tensorflow": tf.VERSION, "device_resolved": placement.device,
+                 "rank_size": placement.rank.size}
         save_run_config(run_dir, config, extra)
         log.info("Run folder: %s (%s)", run_dir,
                  "resuming from %s" % resume_from if resume_from else "new run")
         log.info("Config: %s", json.dumps(dict(config._asdict(), **extra), sort_keys=True))
-        return _run(config, g, run_dir, device, start_step, resume_from, init_from)
+        return _run(config, g, run_dir, placement, start_step, resume_from, init_from)
     finally:
         logging.getLogger().removeHandler(log_file)
         log_file.close()
 
 
-def _run(config, g, run_dir, device, start_step, resume_from, init_from):
+def _run(config, g, run_dir, placement, start_step, resume_from, init_from):
     import tensorflow.compat.v1 as tf
+    import modelarts
     from device import session_config
     bs = config.batch_size
-    with g.graph.as_default(), tf.Session(config=session_config(device)) as sess:
+    chief = placement.is_chief
+
+    def save(step):
+        _save(sess, g, run_dir, step, config)
+        writer.flush()
+        modelarts.upload(run_dir, placement.upload_to)
+
+    session = tf.Session(graph=g.graph,
+                         config=session_config(placement.device, config.precision_mode))
+    with g.graph.as_default(), session as sess:
         sess.run(tf.global_variables_initializer())
         if resume_from:
             g.saver.restore(sess, resume_from)
@@ -260,7 +335,12 @@ def _run(config, g, run_dir, device, start_step, resume_from, init_from):
         elif init_from:
             tf.train.Saver(g.model_variables).restore(sess, init_from)
             log.info("Initialised D and G from %s", init_from)
-        writer = tf.summary.FileWriter(run_dir, graph=None if resume_from else g.graph)
+        if g.broadcast is not None:
+            sess.run(g.broadcast)
+            log.info("Weights broadcast from rank 0 to the %d cards", placement.rank.size)
+        writer = _NullWriter()
+        if chief:
+            writer = tf.summary.FileWriter(run_dir, graph=None if resume_from else g.graph)
         step = sess.run(g.global_step)
         if step != start_step:
             raise ConfigError("the checkpoint's global step is %d, its name says %d"
@@ -282,7 +362,7 @@ def _run(config, g, run_dir, device, start_step, resume_from, init_from):
                 train_g = step % (config.update_rate + 1) > 0
                 fetches = {"train": g.train_ops.g_train if train_g else g.train_ops.d_train,
                            "scalars": scalars}
-                if step % config.write_summary_step == 0:
+                if step % config.write_summary_step == 0 and chief:
                     fetches["summary"] = g.summary
                 start = time.time()
                 out = sess.run(fetches)
@@ -305,12 +385,11 @@ def _run(config, g, run_dir, device, start_step, resume_from, init_from):
                     log.info(step_line("train", step, s_loss, d_loss, g_loss, accuracy,
                                        interval_time / interval_steps, bs))
                     interval_time, interval_steps = 0.0, 0
-                if step % config.output_save_step == 0:
-                    _save(sess, g, run_dir, step, config)
-                    writer.flush()
+                if step % config.output_save_step == 0 and chief:
+                    save(step)
                     last_saved = step
-        if step != last_saved:
-            _save(sess, g, run_dir, step, config)
+        if step != last_saved and chief:
+            save(step)
         writer.close()
         if stop.signum is not None:
             log.info("Stopped at step %d; resume with: python trainer.py --train_dir %s",
@@ -322,10 +401,13 @@ def _run(config, g, run_dir, device, start_step, resume_from, init_from):
 
 
 def main(argv=None):
-    config, explicit = parse_train_config(
+    config, explicit, unknown = parse_train_config(
         sys.argv[1:] if argv is None else argv, description=__doc__.split("\n\n")[0],
         epilog=__doc__.split("\n\n", 1)[1])
     setup_logging(config.debug)
+    if unknown:
+        log.warning("Ignoring arguments this trainer does not know (a platform may add its "
+                    "own): %s", " ".join(unknown))
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
     import tensorflow.compat.v1 as tf
     if not config.debug:

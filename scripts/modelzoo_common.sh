@@ -1,0 +1,91 @@
+#!/bin/bash
+# Shared by the ModelZoo-convention scripts (train_full_1p.sh, train_performance_1p.sh,
+# train_full_8p.sh): argument parsing, the trainer command, and the figures Huawei's
+# tooling reads, computed from the trainer's log lines:
+#   [train step N] Supervised loss: a D loss: b G loss: c Accuracy: d (t sec/batch, r instances/sec)
+
+Network="Improved-GAN_ID2094_for_TensorFlow"
+repo_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+data_path=""
+output_path=""
+dataset="MNIST"
+batch_size=32
+rank_table=""
+
+parse_modelzoo_args() {
+    for para in "$@"; do
+        case "$para" in
+            --data_path=*) data_path="${para#*=}" ;;
+            --output_path=*) output_path="${para#*=}" ;;
+            --train_steps=*) train_steps="${para#*=}" ;;
+            --batch_size=*) batch_size="${para#*=}" ;;
+            --dataset=*) dataset="${para#*=}" ;;
+            --rank_table=*) rank_table="${para#*=}" ;;
+            --rank_size=*) RANK_SIZE="${para#*=}" ;;
+            -h|--help)
+                echo "usage: $0 --data_path=DIR [--output_path=DIR] [--train_steps=N]" \
+                     "[--batch_size=N] [--dataset=NAME]"
+                echo "  --data_path   folder holding the prepared dataset folders (e.g. mnist/)"
+                echo "  --output_path where output/<device>/ goes (default: <repo>/test)"
+                exit 0 ;;
+            *) echo "[Warning] unknown argument $para ignored" ;;
+        esac
+    done
+    if [[ -z "$data_path" ]]; then
+        echo "[Error] para \"data_path\" must be config"
+        exit 1
+    fi
+    output_path="${output_path:-$repo_dir/test}"
+}
+
+# run_trainer DEVICE_ID LOG_FILE: trains into $output_path/output/DEVICE_ID/ckpt.
+run_trainer() {
+    local device_id="$1" log_file="$2"
+    mkdir -p "$(dirname "$log_file")"
+    (cd "$repo_dir" && python3 trainer.py --dataset "$dataset" --data_dir "$data_path" \
+        --max_training_steps "$train_steps" --batch_size "$batch_size" \
+        --train_dir "$output_path/output/$device_id/ckpt" --device auto) > "$log_file" 2>&1
+}
+
+# mean_of_last_train_field LOG FIELD: the mean over the last 10 [train step] lines.
+mean_of_last_train_field() {
+    local log_file="$1" field="$2"
+    grep "\[train step" "$log_file" | tail -n 10 | awk -v field="$field" '
+        {
+            if (field == "fps") { split($0, a, "sec/batch, "); split(a[2], b, " "); v = b[1] }
+            else if (field == "sec") { split($0, a, "("); split(a[2], b, " "); v = b[1] }
+            else if (field == "acc") { split($0, a, "Accuracy: "); split(a[2], b, " "); v = b[1] }
+            sum += v; n += 1
+        }
+        END { if (n > 0) printf "%.3f", sum / n; else printf "0" }'
+}
+
+# report LOG E2E_SECONDS RANK_SIZE KIND: prints the figures and writes <CaseName>.log.
+report() {
+    local log_file="$1" e2e_time="$2" rank_size="$3" kind="$4" device_id="$5"
+    local fps_per_card sec_per_step train_accuracy actual_loss fps
+    fps_per_card=$(mean_of_last_train_field "$log_file" fps)
+    sec_per_step=$(mean_of_last_train_field "$log_file" sec)
+    train_accuracy=$(mean_of_last_train_field "$log_file" acc)
+    actual_loss=$(grep "\[train step" "$log_file" | tail -n 1 | awk -F "D loss: " '{print $2}' | awk '{print $1}')
+    fps=$(awk -v a="$fps_per_card" -v n="$rank_size" 'BEGIN { printf "%.3f", a * n }')
+    echo "Final Performance images/sec : $fps"
+    echo "Final Performance sec/step : $sec_per_step"
+    echo "E2E Training Duration sec : $e2e_time"
+    echo "Final Train Accuracy : $train_accuracy"
+    local case_name="${Network}_bs${batch_size}_${rank_size}p_${kind}"
+    local case_log="$output_path/output/$device_id/${case_name}.log"
+    {
+        echo "Network = ${Network}"
+        echo "RankSize = ${rank_size}"
+        echo "BatchSize = ${batch_size}"
+        echo "DeviceType = $(uname -m)"
+        echo "CaseName = ${case_name}"
+        echo "ActualFPS = ${fps}"
+        echo "TrainingTime = ${sec_per_step}"
+        echo "ActualLoss = ${actual_loss}"
+        echo "E2ETrainingTime = ${e2e_time}"
+        echo "TrainAccuracy = ${train_accuracy}"
+    } > "$case_log"
+}
