@@ -39,8 +39,8 @@ def records():
 
 
 def test_npu_session_config(standins):
-    from tensorflow.core.protobuf.rewriter_config_pb2 import RewriterConfig
     config = device.session_config("npu", "allow_mix_precision")
+    RewriterConfig = type(config.graph_options.rewrite_options)
     rewrite = config.graph_options.rewrite_options
     assert [o.name for o in rewrite.custom_optimizers] == ["NpuOptimizer"]
     params = rewrite.custom_optimizers[0].parameter_map

@@ -1,7 +1,9 @@
 """Stand-in for npu_bridge.npu_init (see the package docstring)."""
 
 import tensorflow.compat.v1 as tf
-from tensorflow.core.protobuf.rewriter_config_pb2 import RewriterConfig  # noqa: F401
+
+# The adapter re-exports TensorFlow's RewriterConfig proto class.
+RewriterConfig = type(tf.ConfigProto().graph_options.rewrite_options)
 
 import numpy as np
 
