@@ -125,6 +125,14 @@ FLAGS = [
              "run is kept under --cache_dir and copied there at each checkpoint and at the end")),
     ("platform", "--cache_dir", dict(
         default="/cache", help="local copy of obs:// data and runs")),
+    ("cluster", "--job_name", dict(
+        default=None, choices=("chief", "worker", "ps"),
+        help="multi-worker training without TF_CONFIG: this task's job (the environment "
+             "variable TF_CONFIG, when set, describes the cluster instead)")),
+    ("cluster", "--task_index", dict(type=int, default=0, help="this task's index in its job")),
+    ("cluster", "--ps_hosts", dict(default=None, help="host:port,... of the parameter servers")),
+    ("cluster", "--worker_hosts", dict(
+        default=None, help="host:port,... of the workers; the first is the chief")),
 ]
 
 # Flags that shape the networks: a resumed run must keep them.

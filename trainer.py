@@ -113,27 +113,36 @@ def check_config(config, cache):
 
 Graph = collections.namedtuple(
     "Graph", "graph global_step losses eval_losses train_ops summary sample_images sample_png "
-             "model_variables saver broadcast")
+             "model_variables saver broadcast sync")
 
 
-def build_graph(config, info, cache, start_step, rank=None):
+def build_graph(config, info, cache, start_step, rank=None, workers=None):
     """Builds the whole training graph: inputs, model, losses, train ops,
     summaries, samples, saver. With rank.size > 1 (Ascend cards over HCCL)
     each card reads its shard, gradients are all-reduced, and `broadcast`
-    sets every card to rank 0's weights."""
+    sets every card to rank 0's weights. With a TensorFlow cluster
+    (`workers`, a cluster.ClusterInfo) variables live on the parameter
+    servers, each worker reads its shard, and `sync` aggregates gradients."""
+    import contextlib
     import tensorflow.compat.v1 as tf
+    import cluster
     import input_ops
     import model as ssgan
     import summaries
+    num_shards, shard_index = 1, 0
+    if rank is not None and rank.size > 1:
+        num_shards, shard_index = rank.size, rank.rank
+    if workers is not None:
+        num_shards, shard_index = workers.num_workers, workers.worker_index
     graph = tf.Graph()
-    with graph.as_default():
+    with graph.as_default(), (tf.device(cluster.device_setter(workers)) if workers
+                              else contextlib.nullcontext()):
         tf.set_random_seed(config.seed)
         global_step = tf.train.get_or_create_global_step()
         with tf.name_scope("inputs"):
             train_batch = tf.data.make_one_shot_iterator(input_ops.train_dataset(
                 cache, config.batch_size, seed=config.seed, skip_batches=start_step,
-                num_shards=rank.size if rank else 1,
-                shard_index=rank.rank if rank else 0)).get_next()
+                num_shards=num_shards, shard_index=shard_index)).get_next()
             test_batch = tf.data.make_one_shot_iterator(input_ops.train_dataset(
                 cache, config.batch_size, split="test", seed=config.seed + 1)).get_next()
         model_config = ssgan.ModelConfig(tuple(info.image_shape), info.num_classes, config.n_z,
@@ -154,10 +163,12 @@ def build_graph(config, info, cache, start_step, rank=None):
             losses = ssgan.build_losses(model, global_step)
             eval_losses = ssgan.build_losses(eval_model, global_step)
         distributed = rank is not None and rank.size > 1
-        wrap = None
+        wrap = sync = None
         if distributed:
             import ascend
             wrap = ascend.distributed_optimizer_wrapper()
+        if workers is not None:
+            wrap = sync = cluster.SyncWrapper(workers.num_workers)
         with tf.name_scope("train"):
             train_ops = ssgan.build_train_ops(losses, global_step, ssgan.OptimConfig(
                 config.learning_rate_d, config.learning_rate_g, 0.5, 20.0), wrap)
@@ -168,7 +179,7 @@ def build_graph(config, info, cache, start_step, rank=None):
         # Relative paths in the `checkpoint` file keep a run folder movable.
         saver = tf.train.Saver(max_to_keep=config.max_to_keep, save_relative_paths=True)
     return Graph(graph, global_step, losses, eval_losses, train_ops, summary, sample_images,
-                 sample_png, model_variables, saver, broadcast)
+                 sample_png, model_variables, saver, broadcast, sync)
 
 
 class _NullWriter(object):
@@ -224,13 +235,14 @@ def _save(sess, g, run_dir, step, config):
     return path
 
 
-Placement = collections.namedtuple("Placement", "device rank is_chief upload_to")
+Placement = collections.namedtuple("Placement", "device rank is_chief upload_to workers")
 Placement.__doc__ = """Where this process trains: the resolved device, its RankInfo,
-whether it writes the run folder (rank 0), and an obs:// URL to copy the run
-folder to (None for local runs)."""
+whether it writes the run folder (rank 0, the cluster's chief), an obs:// URL
+to copy the run folder to (None for local runs), and its cluster.ClusterInfo
+(None on one machine)."""
 
 
-def place(config, environ):
+def place(config, environ, workers=None):
     """Resolves the device, the card's rank, and the ModelArts data and run
     locations. Returns (config with data_dir set, Placement, run folder root)."""
     import ascend
@@ -255,7 +267,15 @@ def place(config, environ):
             root, upload_to = os.path.join(config.cache_dir, RUN_ROOT), config.train_url
         else:
             root = config.train_url
-    return config, Placement(device, rank, rank.rank == 0, upload_to), root
+    if workers is not None:
+        if rank.size > 1:
+            raise ConfigError("both RANK_SIZE (Ascend cards over HCCL) and a TensorFlow cluster "
+                              "(TF_CONFIG or --job_name) are set; use one")
+        if not config.train_dir:
+            raise ConfigError("a multi-worker run needs --train_dir: every worker must name the "
+                              "same run folder")
+    chief = rank.rank == 0 and (workers is None or workers.is_chief)
+    return config, Placement(device, rank, chief, upload_to, workers), root
 
 
 def train(config, explicit, environ=None):
@@ -264,8 +284,13 @@ def train(config, explicit, environ=None):
     import input_ops
     from datasets import store
 
+    import cluster
     environ = os.environ if environ is None else environ
-    config, placement, root = place(config, environ)
+    workers = cluster.cluster_info(config, environ)
+    if workers is not None and workers.task_type == "ps":
+        cluster.serve(workers)  # until the process is stopped
+        return 0
+    config, placement, root = place(config, environ, workers)
     job_id = environ.get("JOB_ID") if placement.rank.size > 1 else None
     config, run_dir, resume_from = resolve_run(config, explicit, root, job_id)
     info = store.open_dataset(config.dataset, config.data_dir)
@@ -281,16 +306,20 @@ def train(config, explicit, environ=None):
                  start_step, config.max_training_steps)
         return 0
 
-    g = build_graph(config, info, cache, start_step, placement.rank)
+    g = build_graph(config, info, cache, start_step, placement.rank, workers)
     with g.graph.as_default():  # before anything is written
         if init_from:
             checkpoints.check_shapes(init_from, g.model_variables, checkpoints.dataset_text(info))
         if resume_from:
             checkpoints.check_shapes(resume_from, tf.global_variables(),
                                      checkpoints.dataset_text(info))
-    if not placement.is_chief:  # rank 0 alone writes the run folder
-        log.info("Card %d of %d; rank 0 writes %s", placement.rank.rank, placement.rank.size,
-                 run_dir)
+    if not placement.is_chief:  # rank 0 / the chief alone writes the run folder
+        if workers is not None:
+            log.info("Worker %d of %d (reads data shard %d); the chief writes %s",
+                     workers.worker_index, workers.num_workers, workers.worker_index, run_dir)
+        else:
+            log.info("Card %d of %d; rank 0 writes %s", placement.rank.rank,
+                     placement.rank.size, run_dir)
         return _run(config, g, run_dir, placement, start_step, resume_from, init_from)
 
     if not os.path.isdir(run_dir):
@@ -325,24 +354,43 @@ def _run(config, g, run_dir, placement, start_step, resume_from, init_from):
         writer.flush()
         modelarts.upload(run_dir, placement.upload_to)
 
-    session = tf.Session(graph=g.graph,
-                         config=session_config(placement.device, config.precision_mode))
+    import cluster
+    workers = placement.workers
+    session_conf = session_config(placement.device, config.precision_mode)
+    target = ""
+    if workers is not None:
+        target = cluster.start_server(workers).target
+        session_conf = cluster.session_filters(workers, session_conf)
+        bs = config.batch_size * workers.num_workers  # the log shows global instances/sec
+    coordinator = tf.train.Coordinator()
+    session = tf.Session(target, graph=g.graph, config=session_conf)
     with g.graph.as_default(), session as sess:
-        sess.run(tf.global_variables_initializer())
-        if resume_from:
-            g.saver.restore(sess, resume_from)
-            log.info("Resumed from %s at step %d", resume_from, start_step)
-        elif init_from:
-            tf.train.Saver(g.model_variables).restore(sess, init_from)
-            log.info("Initialised D and G from %s", init_from)
+        if chief:
+            if resume_from:  # restoring sets every variable: no window of fresh weights
+                g.saver.restore(sess, resume_from)
+                log.info("Resumed from %s at step %d", resume_from, start_step)
+            else:
+                sess.run(tf.global_variables_initializer())
+                if init_from:
+                    tf.train.Saver(g.model_variables).restore(sess, init_from)
+                    log.info("Initialised D and G from %s", init_from)
+        elif workers is not None:
+            cluster.wait_until_initialized(sess, tf.global_variables())
+        else:
+            sess.run(tf.global_variables_initializer())
+            if resume_from:
+                g.saver.restore(sess, resume_from)
+        sess.run(tf.local_variables_initializer())
         if g.broadcast is not None:
             sess.run(g.broadcast)
             log.info("Weights broadcast from rank 0 to the %d cards", placement.rank.size)
+        if g.sync is not None:
+            cluster.start_sync(sess, g.sync, workers, coordinator)
         writer = _NullWriter()
         if chief:
             writer = tf.summary.FileWriter(run_dir, graph=None if resume_from else g.graph)
         step = sess.run(g.global_step)
-        if step != start_step:
+        if step != start_step and workers is None:
             raise ConfigError("the checkpoint's global step is %d, its name says %d"
                               % (step, start_step))
         losses, eval_losses = g.losses, g.eval_losses
@@ -391,6 +439,7 @@ def _run(config, g, run_dir, placement, start_step, resume_from, init_from):
         if step != last_saved and chief:
             save(step)
         writer.close()
+        coordinator.request_stop()
         if stop.signum is not None:
             log.info("Stopped at step %d; resume with: python trainer.py --train_dir %s",
                      step, run_dir)
