@@ -25,8 +25,7 @@ import time
 import numpy as np
 
 from config import ConfigError
-from datasets.errors import DatasetError
-from util import setup_logging
+from util import run_tf_command, setup_logging
 
 log = logging.getLogger("evaler")
 
@@ -215,16 +214,7 @@ def run(args):
 def main(argv=None):
     args = parse_args(argv)
     setup_logging(args.debug)
-    import tensorflow.compat.v1 as tf
-    if not args.debug:
-        tf.logging.set_verbosity(tf.logging.ERROR)
-    tf.disable_v2_behavior()
-    try:
-        run(args)
-    except (ConfigError, DatasetError) as e:
-        log.error("%s", e)
-        return 2
-    return 0
+    return run_tf_command(lambda: run(args), args.debug)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ import os
 import sys
 
 from config import ConfigError
-from util import setup_logging
+from util import run_tf_command, setup_logging
 
 log = logging.getLogger("export")
 
@@ -95,16 +95,8 @@ def export(checkpoint_path, output, batch_size=None):
 def main(argv=None):
     args = parse_args(argv)
     setup_logging(args.debug)
-    import tensorflow.compat.v1 as tf
-    if not args.debug:
-        tf.logging.set_verbosity(tf.logging.ERROR)
-    tf.disable_v2_behavior()
-    try:
-        export(args.checkpoint, args.output, args.batch_size)
-    except ConfigError as e:
-        log.error("%s", e)
-        return 2
-    return 0
+    return run_tf_command(lambda: export(args.checkpoint, args.output, args.batch_size),
+                          args.debug)
 
 
 if __name__ == "__main__":

@@ -29,8 +29,7 @@ import numpy as np
 import checkpoints
 from config import (MODEL_FLAGS, ConfigError, TrainConfig, load_run_config,
                     parse_train_config, save_run_config)
-from datasets.errors import DatasetError
-from util import add_log_file, progress_bar, setup_logging
+from util import add_log_file, progress_bar, run_tf_command, setup_logging
 
 log = logging.getLogger("trainer")
 
@@ -457,16 +456,7 @@ def main(argv=None):
     if unknown:
         log.warning("Ignoring arguments this trainer does not know (a platform may add its "
                     "own): %s", " ".join(unknown))
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
-    import tensorflow.compat.v1 as tf
-    if not config.debug:
-        tf.logging.set_verbosity(tf.logging.ERROR)  # deprecation notices
-    tf.disable_v2_behavior()
-    try:
-        return train(config, explicit)
-    except (ConfigError, DatasetError) as e:
-        log.error("%s", e)
-        return 2
+    return run_tf_command(lambda: train(config, explicit), config.debug)
 
 
 if __name__ == "__main__":

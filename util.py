@@ -67,3 +67,23 @@ def progress_bar(total, initial=0, desc=None, unit="step"):
     """A tqdm bar with ETA on a terminal; silent otherwise."""
     return tqdm(total=total, initial=initial, desc=desc, unit=unit, disable=None,
                 dynamic_ncols=True, leave=False, file=sys.stderr)
+
+
+def run_tf_command(body, debug=False):
+    """The common frame of the TensorFlow commands (trainer, evaler, export):
+    graph mode as on TF 1.15, TensorFlow's deprecation notices hidden unless
+    debugging, and a user mistake (ConfigError, DatasetError) reported as one
+    line with exit status 2 instead of a traceback. `body()` returns the exit
+    status, or a result that is not an int, which means success."""
+    import tensorflow.compat.v1 as tf
+    from config import ConfigError
+    from datasets.errors import DatasetError
+    if not debug:
+        tf.logging.set_verbosity(tf.logging.ERROR)
+    tf.disable_v2_behavior()
+    try:
+        status = body()
+    except (ConfigError, DatasetError) as e:
+        logging.getLogger().error("%s", e)
+        return 2
+    return status if isinstance(status, int) else 0

@@ -89,3 +89,26 @@ report() {
         echo "TrainAccuracy = ${train_accuracy}"
     } > "$case_log"
 }
+
+# run_one_card KIND ARGS...: parses ARGS, trains on one card (device
+# $ASCEND_DEVICE_ID, default 0; the CPU or GPU where there is no NPU) and
+# reports; KIND is acc (full) or perf.
+run_one_card() {
+    local kind="$1"
+    shift
+    parse_modelzoo_args "$@"
+    export RANK_SIZE=1 RANK_ID=0
+    ASCEND_DEVICE_ID=${ASCEND_DEVICE_ID:-0}
+    local log_file="$output_path/output/$ASCEND_DEVICE_ID/train_$ASCEND_DEVICE_ID.log"
+    local start_time status e2e_time
+    start_time=$(date +%s)
+    run_trainer "$ASCEND_DEVICE_ID" "$log_file"
+    status=$?
+    e2e_time=$(( $(date +%s) - start_time ))
+    if [[ $status -ne 0 ]]; then
+        echo "[Error] training failed (status $status); see $log_file"
+        tail -n 5 "$log_file"
+        exit $status
+    fi
+    report "$log_file" "$e2e_time" 1 "$kind" "$ASCEND_DEVICE_ID"
+}
