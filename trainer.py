@@ -280,10 +280,9 @@ def place(config, environ, workers=None):
 def train(config, explicit, environ=None):
     """Runs a whole training; returns the exit status."""
     import tensorflow.compat.v1 as tf
+    import cluster
     import input_ops
     from datasets import store
-
-    import cluster
     environ = os.environ if environ is None else environ
     workers = cluster.cluster_info(config, environ)
     if workers is not None and workers.task_type == "ps":
@@ -343,6 +342,7 @@ def train(config, explicit, environ=None):
 
 def _run(config, g, run_dir, placement, start_step, resume_from, init_from):
     import tensorflow.compat.v1 as tf
+    import cluster
     import modelarts
     from device import session_config
     bs = config.batch_size
@@ -353,7 +353,6 @@ def _run(config, g, run_dir, placement, start_step, resume_from, init_from):
         writer.flush()
         modelarts.upload(run_dir, placement.upload_to)
 
-    import cluster
     workers = placement.workers
     session_conf = session_config(placement.device, config.precision_mode)
     target = ""
@@ -405,7 +404,7 @@ def _run(config, g, run_dir, placement, start_step, resume_from, init_from):
                     start = time.time()
                     values = sess.run(eval_scalars)
                     log.info(step_line("val", step, *values, sec_per_batch=time.time() - start,
-                                       batch_size=bs))
+                                       batch_size=config.batch_size))  # this worker's batch
                 train_g = step % (config.update_rate + 1) > 0
                 fetches = {"train": g.train_ops.g_train if train_g else g.train_ops.d_train,
                            "scalars": scalars}
