@@ -20,6 +20,13 @@ def shape_text(shape, num_classes):
     return "%s, %d classes" % ("x".join(str(d) for d in shape), num_classes)
 
 
+def add_checkpoint_flag(parser):
+    """The --checkpoint flag of the commands that read a trained run."""
+    parser.add_argument("--checkpoint", required=True,
+                        help="a run folder (its newest complete checkpoint) or a model-<step> "
+                             "prefix inside one")
+
+
 def is_complete(prefix):
     """True if the checkpoint's index and data files are all there."""
     if not os.path.isfile(prefix + ".index"):

@@ -13,23 +13,19 @@ trainer reads (tfrecords/). Files are MD5-verified before they are parsed,
 and nothing appears at the dataset's folder unless it is complete.
 """
 
-import argparse
 import logging
 import os
 import sys
 
 from datasets import fetch, registry, store
 from datasets.errors import DatasetError
-from util import setup_logging
+from util import command_parser, setup_logging
 
 log = logging.getLogger("download")
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0],
-        epilog=__doc__.split("\n\n", 1)[1],
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = command_parser(__doc__)
     parser.add_argument(
         "--dataset", "--datasets", dest="datasets", nargs="+", required=True,
         metavar="NAME", type=str.upper, choices=list(registry.DATASETS),

@@ -15,7 +15,6 @@ A run that is still training can be evaluated: the newest complete
 checkpoint is read.
 """
 
-import argparse
 import collections
 import logging
 import os
@@ -25,7 +24,8 @@ import time
 import numpy as np
 
 from config import ConfigError
-from util import run_tf_command, setup_logging
+import checkpoints
+from util import command_parser, run_tf_command, setup_logging
 
 log = logging.getLogger("evaler")
 
@@ -34,12 +34,8 @@ SAMPLE_SEED = 1234
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     epilog=__doc__.split("\n\n", 1)[1],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", required=True,
-                        help="a run folder (its newest complete checkpoint) or a model-<step> "
-                             "prefix inside one")
+    parser = command_parser(__doc__)
+    checkpoints.add_checkpoint_flag(parser)
     parser.add_argument("--dataset", default=None,
                         help="dataset name or folder (default: the one the run trained on)")
     parser.add_argument("--data_dir", default=None,
@@ -89,7 +85,6 @@ def evaluate(checkpoint, model_config, cache, split, batch_size, session_config=
       (EvalResult, ids in the order visited, predictions).
     """
     import tensorflow.compat.v1 as tf
-    import checkpoints
     import input_ops
     import model as ssgan
     k = model_config.num_classes
@@ -171,7 +166,6 @@ def report_lines(result, split, dataset_name):
 
 
 def run(args):
-    import checkpoints
     import input_ops
     from datasets import store
     from datasets.files import atomic_path, write_json_atomic

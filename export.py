@@ -17,13 +17,13 @@ converter accepts:
 A text copy of the graph is written beside it (<output>.pbtxt).
 """
 
-import argparse
 import logging
 import os
 import sys
 
 from config import ConfigError
-from util import run_tf_command, setup_logging
+import checkpoints
+from util import command_parser, run_tf_command, setup_logging
 
 log = logging.getLogger("export")
 
@@ -32,12 +32,8 @@ OUTPUT_NAMES = ("logits", "probabilities")
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     epilog=__doc__.split("\n\n", 1)[1],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", required=True,
-                        help="a run folder (its newest complete checkpoint) or a model-<step> "
-                             "prefix inside one")
+    parser = command_parser(__doc__)
+    checkpoints.add_checkpoint_flag(parser)
     parser.add_argument("--output", required=True, help="the .pb file to write")
     parser.add_argument("--batch_size", type=int, default=None,
                         help="a fixed batch size for the input (default: any)")
@@ -48,7 +44,6 @@ def parse_args(argv=None):
 def frozen_graph_def(checkpoint, saved, batch_size=None):
     """The inference GraphDef of the checkpoint's discriminator, variables folded."""
     import tensorflow.compat.v1 as tf
-    import checkpoints
     import model as ssgan
     k = saved["num_classes"]
     with tf.Graph().as_default() as graph:
@@ -70,7 +65,6 @@ def frozen_graph_def(checkpoint, saved, batch_size=None):
 def export(checkpoint_path, output, batch_size=None):
     """Writes <output> and <output>.pbtxt; returns the checkpoint used."""
     import tensorflow.compat.v1 as tf
-    import checkpoints
     from datasets.files import atomic_path
     if batch_size is not None and batch_size < 1:
         raise ConfigError("--batch_size must be positive, got %d" % batch_size)

@@ -1,6 +1,7 @@
 """Logging for the command-line entry points: `[time] message` lines, coloured
 on a terminal, plain in files and pipes, and never broken by a progress bar."""
 
+import argparse
 import logging
 import sys
 
@@ -87,3 +88,11 @@ def run_tf_command(body, debug=False):
         logging.getLogger().error("%s", e)
         return 2
     return status if isinstance(status, int) else 0
+
+
+def command_parser(doc):
+    """An ArgumentParser whose description is the first paragraph of a
+    command's module docstring and whose epilog is the rest, kept as written."""
+    return argparse.ArgumentParser(description=doc.split("\n\n")[0],
+                                   epilog=doc.split("\n\n", 1)[1],
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
