@@ -7,6 +7,7 @@ and fully connected layers (slim's default), truncated normal (stddev 0.01)
 for transposed convolutions, zero biases.
 """
 
+import numpy as np
 import tensorflow.compat.v1 as tf
 
 NORM_TYPES = ("batch", "instance", "None")
@@ -192,3 +193,154 @@ def activate_and_normalize(x, activation, norm_type, training, update_stats=True
     if norm_type in ("None", None):
         return x
     raise ValueError("norm_type must be one of %s, got %r" % (NORM_TYPES, norm_type))
+
+
+# Layers of the Improved-GAN paper's networks (openai/improved-gan): weight
+# normalisation with data-dependent initialisation, Gaussian noise, dropout,
+# minibatch discrimination.
+
+WEIGHT_NORM_INIT = "weight_norm_init"  # graph collection of the init assign ops
+WEIGHT_NORM_EPSILON = 1e-6
+
+
+def _weight_norm_output(linear, v_shape, v_axes, scale_shape, out_axes, init, train_scale,
+                        init_stdv, stddev):
+    """Shared body of the weight-normalised layers: w = g * v / ||v||, y = linear(w) + b.
+
+    In `init` mode (run once on a data batch before training) the output is
+    standardised per unit instead, and assign ops setting g = init_stdv / std
+    and b = -mean * init_stdv / std are added to the WEIGHT_NORM_INIT
+    collection, so that afterwards the layer's pre-activations on that batch
+    have mean 0 and standard deviation init_stdv. Init mode reads neither g
+    nor b, so all layers' assigns can run in one session call.
+
+    Args:
+      linear: w -> the layer's linear output for weights w of shape v_shape.
+      v_axes: the axes of v summed for each unit's norm.
+      scale_shape: how g broadcasts against v (the unit axis kept).
+      out_axes: the axes of the output averaged for the init statistics.
+    """
+    units = max(scale_shape)
+    v = tf.get_variable("v", v_shape, initializer=tf.random_normal_initializer(0.0, stddev))
+    g = tf.get_variable("g", [units], initializer=tf.ones_initializer(), trainable=train_scale)
+    b = tf.get_variable("b", [units], initializer=tf.zeros_initializer())
+    direction = v * tf.rsqrt(WEIGHT_NORM_EPSILON + tf.reduce_sum(tf.square(v), axis=v_axes,
+                                                                keepdims=True))
+    if init:
+        t = linear(direction)
+        mean, variance = tf.nn.moments(t, axes=out_axes)
+        inv_std = init_stdv * tf.rsqrt(variance + 1e-12)
+        tf.add_to_collection(WEIGHT_NORM_INIT, tf.assign(g, inv_std))
+        tf.add_to_collection(WEIGHT_NORM_INIT, tf.assign(b, -mean * inv_std))
+        return (t - mean) * inv_std
+    return tf.nn.bias_add(linear(direction * tf.reshape(g, scale_shape)), b)
+
+
+def weight_norm_dense(x, units, init=False, train_scale=False, init_stdv=1.0, stddev=0.05,
+                      name="dense"):
+    """Weight-normalised dense layer [B, D] -> [B, units] (inputs of higher
+    rank are flattened). g (per unit) is trained only if train_scale, as in
+    the paper's code where hidden layers keep their data-initialised scale."""
+    with tf.variable_scope(name):
+        x = tf.reshape(x, [-1, int(np.prod(x.shape.as_list()[1:]))])
+        return _weight_norm_output(lambda w: tf.matmul(x, w), [int(x.shape[1]), units], (0,),
+                                   [1, units], [0], init, train_scale, init_stdv, stddev)
+
+
+def weight_norm_conv2d(x, out_channels, k=3, s=1, padding="SAME", init=False,
+                       train_scale=False, init_stdv=1.0, stddev=0.05, name="conv"):
+    """Weight-normalised k x k convolution, [B, H, W, C] -> [B, H', W', out].
+    padding: 'SAME', 'VALID', or an int p (p pixels of zeros on every side,
+    as Theano's pad=p: a stride-2 3x3 conv with p=1 keeps pixel alignment
+    symmetric, unlike TensorFlow's 'SAME')."""
+    with tf.variable_scope(name):
+        if isinstance(padding, int):
+            x = tf.pad(x, [[0, 0], [padding, padding], [padding, padding], [0, 0]])
+            padding = "VALID"
+        return _weight_norm_output(
+            lambda w: tf.nn.conv2d(x, w, [1, s, s, 1], padding),
+            [k, k, _channels(x), out_channels], (0, 1, 2), [1, 1, 1, out_channels], [0, 1, 2],
+            init, train_scale, init_stdv, stddev)
+
+
+def weight_norm_conv2d_transpose(x, out_channels, k=5, s=2, init=False, train_scale=False,
+                                 init_stdv=1.0, stddev=0.05, name="deconv"):
+    """Weight-normalised transposed convolution, [B, H, W, C] -> [B, sH, sW, out]."""
+    with tf.variable_scope(name):
+        batch, height, width, _ = x.shape.as_list()
+        batch = batch if batch is not None else tf.shape(x)[0]
+        output_shape = tf.stack([batch, height * s, width * s, out_channels])
+
+        def linear(w):
+            y = tf.nn.conv2d_transpose(x, w, output_shape, [1, s, s, 1], "SAME")
+            return tf.reshape(y, [-1, height * s, width * s, out_channels])
+        return _weight_norm_output(linear, [k, k, out_channels, _channels(x)], (0, 1, 3),
+                                   [1, 1, out_channels, 1], [0, 1, 2], init, train_scale,
+                                   init_stdv, stddev)
+
+
+def gaussian_noise(x, stddev, training):
+    """x + N(0, stddev^2) noise in training; x at inference."""
+    if not training or stddev == 0:
+        return x
+    return x + tf.random_normal(tf.shape(x), stddev=stddev)
+
+
+def dropout(x, rate, training):
+    """Drops a fraction `rate` of the units in training (scaling the rest by
+    1 / (1 - rate)); identity at inference."""
+    if not training or rate == 0:
+        return x
+    return tf.nn.dropout(x, rate=rate)
+
+
+def batch_norm_no_scale(x, epsilon=1e-6, name="batch_norm"):
+    """Batch normalisation with the batch's own statistics, a learned offset
+    and no scale: the paper's generators (nn.batch_norm(..., g=None)), which
+    normalise with batch statistics at sampling time too. x: [B, ..., C]."""
+    with tf.variable_scope(name):
+        beta = tf.get_variable("beta", [_channels(x)], initializer=tf.zeros_initializer())
+        mean, variance = tf.nn.moments(x, axes=list(range(len(x.shape) - 1)))
+        return (x - mean) * tf.rsqrt(variance + epsilon) + beta
+
+
+def minibatch_discrimination(x, num_kernels=100, dim_per_kernel=5, init=False,
+                             name="minibatch"):
+    """The paper's minibatch discrimination: [B, A] -> [B, A + num_kernels].
+
+    Each example's features are projected to num_kernels rows of
+    dim_per_kernel; o_b(x_i) = sum_{j != i} exp(-||M_i,b - M_j,b||_1) says
+    how close the other examples of the batch are, so D can see a generator
+    that produces the same image again and again. The projection is weight
+    normalised (a log scale per kernel row); in `init` mode the scale is set
+    so that the mean nearest-neighbour distance is 2, and the offset so that
+    the outputs have mean 0 on the init batch (assigns go to WEIGHT_NORM_INIT).
+    """
+    with tf.variable_scope(name):
+        features = int(x.shape[1])
+        theta = tf.get_variable("theta", [features, num_kernels, dim_per_kernel],
+                                initializer=tf.random_normal_initializer(0.0, 0.05))
+        log_scale = tf.get_variable("log_scale", [num_kernels, dim_per_kernel],
+                                    initializer=tf.zeros_initializer())
+        b = tf.get_variable("b", [num_kernels], initializer=tf.constant_initializer(-1.0))
+        direction = theta * tf.rsqrt(tf.reduce_sum(tf.square(theta), axis=0, keepdims=True))
+        w = direction if init else direction * tf.exp(log_scale)
+        m = tf.tensordot(x, w, [[1], [0]])  # [B, kernels, dim]
+        # [B, kernels, B]: L1 distances between the rows of every pair of examples
+        distance = tf.reduce_sum(tf.abs(tf.expand_dims(m, 3) - tf.expand_dims(
+            tf.transpose(m, [1, 2, 0]), 0)), axis=2)
+        batch = tf.shape(x)[0]
+        distance += 1e6 * tf.expand_dims(tf.eye(batch), 1)  # leave each example out
+        if init:
+            scale = 0.5 * tf.reduce_mean(tf.reduce_min(distance, axis=2), axis=0)  # [kernels]
+            distance /= tf.reshape(scale, [1, -1, 1])
+            tf.add_to_collection(WEIGHT_NORM_INIT, tf.assign(
+                log_scale, tf.tile(-tf.log(scale)[:, None], [1, dim_per_kernel])))
+        closeness = tf.reduce_sum(tf.exp(-distance), axis=2)  # [B, kernels]
+        if init:
+            mean = tf.reduce_mean(closeness, axis=0)
+            tf.add_to_collection(WEIGHT_NORM_INIT, tf.assign(b, -mean))
+            closeness -= mean
+        else:
+            closeness += b
+        return tf.concat([x, closeness], axis=1)
