@@ -22,14 +22,29 @@ G_FC_UNITS = 1024
 FAKE_LABEL_ALPHA = 0.9  # probability mass on "fake" in D's target for generated images
 RECON_WEIGHT_START = 10.0
 RECON_ANNEAL_STEPS = 1500
+EMA_NAME = "ExponentialMovingAverage"  # suffix of the moving averages' variable names
+
+ARCHS = ("reference", "paper")
 
 ModelConfig = collections.namedtuple(
-    "ModelConfig", "image_shape num_classes n_z norm_type deconv_type bn_decay")
+    "ModelConfig", "image_shape num_classes n_z norm_type deconv_type bn_decay arch "
+                   "dataset_name minibatch_kernels")
+ModelConfig.__new__.__defaults__ = ("reference", "", 0)
 ModelConfig.__doc__ = """What the networks need: image_shape (H, W, C), num_classes K,
-n_z (noise size), norm_type, deconv_type, bn_decay (batch-norm moving-average decay)."""
+n_z (noise size), norm_type, deconv_type, bn_decay (batch-norm moving-average decay)
+(these four for the reference networks), arch ("reference" or "paper"),
+dataset_name (picks the paper's conv widths: SVHN or CIFAR10), minibatch_kernels
+(0: no minibatch discrimination layer in D)."""
 
 OptimConfig = collections.namedtuple(
-    "OptimConfig", "learning_rate_d learning_rate_g beta1 clip_norm")
+    "OptimConfig", "learning_rate_d learning_rate_g beta1 clip_norm lr_decay_start total_steps "
+                   "historical_weight ema_decay")
+OptimConfig.__new__.__defaults__ = (0, 0, 0.0, 0.0)
+OptimConfig.__doc__ = """Adam learning rates and beta1, the global-norm clip;
+lr_decay_start / total_steps: linear decay of both rates to 0 between these
+steps (0: constant); historical_weight: weight of the historical-averaging
+penalty (0: off); ema_decay: decay of the moving average of D's weights
+kept for evaluation (0: none)."""
 
 
 class Discriminator(object):
@@ -42,15 +57,21 @@ class Discriminator(object):
     averaged over space.
     """
 
-    def __init__(self, num_classes, norm_type="batch", bn_decay=0.99, name=D_SCOPE):
+    def __init__(self, num_classes, norm_type="batch", bn_decay=0.99, name=D_SCOPE,
+                 minibatch_kernels=0):
         self.num_classes = num_classes
         self.norm_type = norm_type
         self.bn_decay = bn_decay
         self.name = name
+        self.minibatch_kernels = minibatch_kernels
 
-    def __call__(self, images, training, update_stats=True, return_features=False):
+    def __call__(self, images, training, update_stats=True, return_features=False,
+                 init=False):
         """images [B, H, W, C] in [-1, 1] -> logits [B, K+1] (and the features
-        [B, channels] before the last layer if return_features)."""
+        [B, channels] before the last layer if return_features). With
+        minibatch discrimination the spatially averaged features pass through
+        it and a dense layer gives the logits. `init` only concerns the
+        minibatch layer's data-dependent initialisation."""
         num_layers = int(np.ceil(np.log2(min(images.shape.as_list()[1:3]))))
         with tf.variable_scope(self.name, reuse=tf.AUTO_REUSE):
             x = images
@@ -64,9 +85,14 @@ class Discriminator(object):
             with tf.variable_scope("conv%d" % (num_layers + 1)):
                 x = ops.leaky_relu(ops.conv2d(x, channels // 4, k=1, s=1))
             features = tf.reduce_mean(x, axis=[1, 2])
-            with tf.variable_scope("conv%d" % (num_layers + 2)):
-                logits = ops.conv2d(x, self.num_classes + 1, k=1, s=1)
-            logits = tf.reduce_mean(logits, axis=[1, 2])  # [B, 1, 1, K+1] -> [B, K+1]
+            if self.minibatch_kernels:
+                logits = ops.fully_connected(
+                    ops.minibatch_discrimination(features, self.minibatch_kernels, init=init),
+                    self.num_classes + 1, name="logits")
+            else:
+                with tf.variable_scope("conv%d" % (num_layers + 2)):
+                    logits = ops.conv2d(x, self.num_classes + 1, k=1, s=1)
+                logits = tf.reduce_mean(logits, axis=[1, 2])  # [B, 1, 1, K+1] -> [B, K+1]
         if return_features:
             return logits, features
         return logits
@@ -96,8 +122,10 @@ class Generator(object):
             return ops.conv2d_transpose(x, channels, k=k, s=s)
         return ops.upsample_conv2d(x, channels, self.deconv_type, k=k, s=s)
 
-    def __call__(self, z, training, update_stats=True):
-        """z [B, n_z] in [-1, 1] -> images [B, H, W, C] in [-1, 1]."""
+    def __call__(self, z, training, update_stats=True, init=False):
+        """z [B, n_z] in [-1, 1] -> images [B, H, W, C] in [-1, 1] (`init`:
+        nothing to initialise from data here)."""
+        del init
         height, width, channels = self.image_shape
         num_blocks = int(np.ceil(np.log2(max(height, width))))
         with tf.variable_scope(self.name, reuse=tf.AUTO_REUSE):
@@ -114,11 +142,34 @@ class Generator(object):
             return tf.image.resize_bilinear(x, [height, width])
 
 
+def networks(config):
+    """(discriminator, generator) for a ModelConfig: the reference's or the
+    paper's (paper_nets). Both open the D_SCOPE / G_SCOPE variable scopes."""
+    if config.arch == "paper":
+        import paper_nets
+        return paper_nets.networks(config.image_shape, config.num_classes,
+                                   config.dataset_name, config.minibatch_kernels)
+    if config.arch != "reference":
+        raise ValueError("arch must be one of %s, got %r" % (ARCHS, config.arch))
+    return (Discriminator(config.num_classes, config.norm_type, config.bn_decay,
+                          minibatch_kernels=config.minibatch_kernels),
+            Generator(config.image_shape, config.deconv_type, config.norm_type, config.bn_decay))
+
+
 SSGANModel = collections.namedtuple(
-    "SSGANModel", "real_images labels fake_images real_logits fake_logits num_classes")
-SSGANModel.__doc__ = """The networks applied to one batch:
-real_images [B, H, W, C], labels [B] int32, fake_images [B, H, W, C],
-real_logits / fake_logits [B, K+1], num_classes K."""
+    "SSGANModel", "labeled_images labels labeled_logits real_images real_logits real_features "
+                  "fake_images fake_logits fake_features num_classes")
+SSGANModel.__doc__ = """The networks applied to one training step's batches:
+labeled_images [B, H, W, C] with labels [B] int32 and labeled_logits [B, K+1];
+real_images, the unlabeled real batch, with real_logits [B, K+1] and D's
+features real_features [B, F]; fake_images, fake_logits, fake_features of
+G's batch; num_classes K. With every label in use, the labeled batch is the
+real batch (the same tensors)."""
+
+
+def has_unlabeled_batch(model):
+    """Whether the model sees a separate unlabeled batch (semi-supervised)."""
+    return model.real_logits is not model.labeled_logits
 
 
 def sample_noise(batch_size, n_z, seed=None):
@@ -126,34 +177,62 @@ def sample_noise(batch_size, n_z, seed=None):
     return tf.random_uniform([batch_size, n_z], minval=-1.0, maxval=1.0, seed=seed)
 
 
-def build_model(images, labels, config, training, z=None):
-    """Applies G and D to a batch.
+def _batch_size(images):
+    size = images.shape.as_list()[0]
+    return size if size is not None else tf.shape(images)[0]
+
+
+def build_model(images, labels, config, training, z=None, unlabeled_images=None,
+                d_getter=None):
+    """Applies G and D to a step's batches.
 
     Args:
-      images: [B, H, W, C] float32 in [-1, 1].
+      images: [B, H, W, C] float32 in [-1, 1], the labeled batch.
       labels: [B] int class indices.
       config: ModelConfig.
       training: Python bool. In training, batch norm uses batch statistics,
-        and the moving averages are updated from real images (D) and from the
-        generated batch (G); in inference, the moving averages are used.
+        and the moving averages are updated from real images (D; from the
+        unlabeled batch when there is one) and from the generated batch (G);
+        Gaussian noise and dropout are on. In inference, none of that.
       z: optional noise [B, n_z]; drawn fresh each run if None.
+      unlabeled_images: optional [B', H, W, C] unlabeled real batch; None
+        when every training image is labeled (images then serve as both).
+      d_getter: optional custom getter for D's variables (e.g. to read their
+        moving averages for evaluation).
     """
     expected = list(config.image_shape)
-    if images.shape.as_list()[1:] != expected:
-        raise ValueError("build_model: images have shape %s but the model expects [B] + %s"
-                         % (images.shape, expected))
-    batch_size = images.shape.as_list()[0]
+    for batch in (images, unlabeled_images):
+        if batch is not None and batch.shape.as_list()[1:] != expected:
+            raise ValueError("build_model: images have shape %s but the model expects [B] + %s"
+                             % (batch.shape, expected))
+    real = images if unlabeled_images is None else unlabeled_images
     if z is None:
-        z = sample_noise(batch_size if batch_size is not None else tf.shape(images)[0],
-                         config.n_z)
-    generator = Generator(config.image_shape, config.deconv_type, config.norm_type,
-                          config.bn_decay)
-    discriminator = Discriminator(config.num_classes, config.norm_type, config.bn_decay)
+        z = sample_noise(_batch_size(real), config.n_z)
+    discriminator, generator = networks(config)
     fake_images = generator(z, training, update_stats=True)
-    real_logits = discriminator(images, training, update_stats=True)
-    fake_logits = discriminator(fake_images, training, update_stats=False)
-    return SSGANModel(images, tf.cast(labels, tf.int32), fake_images, real_logits, fake_logits,
+    with tf.variable_scope(tf.get_variable_scope(), custom_getter=d_getter):
+        real_logits, real_features = discriminator(real, training, update_stats=True,
+                                                   return_features=True)
+        labeled_logits = real_logits
+        if unlabeled_images is not None:
+            labeled_logits = discriminator(images, training, update_stats=False)
+        fake_logits, fake_features = discriminator(fake_images, training, update_stats=False,
+                                                   return_features=True)
+    return SSGANModel(images, tf.cast(labels, tf.int32), labeled_logits, real, real_logits,
+                      real_features, fake_images, fake_logits, fake_features,
                       config.num_classes)
+
+
+def data_init_ops(config, images, z):
+    """The paper's data-dependent initialisation of the weight-normalised
+    layers: D applied in init mode to `images` (a batch of training images)
+    and G to `z`. Returns the ops to run once after the variables are
+    initialised (an empty list for networks without such layers)."""
+    discriminator, generator = networks(config)
+    before = len(tf.get_collection(ops.WEIGHT_NORM_INIT))
+    generator(z, training=True, update_stats=False, init=True)
+    discriminator(images, training=True, update_stats=False, init=True)
+    return tf.get_collection(ops.WEIGHT_NORM_INIT)[before:]
 
 
 # Losses: pure functions of tensors.
@@ -214,6 +293,15 @@ def reconstruction_weight(global_step, start=RECON_WEIGHT_START, steps=RECON_ANN
     return start * tf.clip_by_value((steps - step) / steps, 0.0, 1.0)
 
 
+def unlabeled_real_loss(logits, num_classes):
+    """Per-example -log P(not fake) = LSE(all K+1 logits) - LSE(K class
+    logits): what the K+1-way classifier pays on an unlabeled real image.
+    logits [B, K+1] -> [B]."""
+    _check_logits("unlabeled_real_loss", logits, num_classes)
+    return (tf.reduce_logsumexp(logits, axis=1)
+            - tf.reduce_logsumexp(logits[:, :num_classes], axis=1))
+
+
 def supervised_loss(real_logits, labels, num_classes):
     """Logged, not optimised: mean Huber loss between one_hot(y) and
     sigmoid(real_logits[:, :K])."""
@@ -234,15 +322,21 @@ SSGANLosses = collections.namedtuple(
                    "gan_loss supervised_loss accuracy")
 SSGANLosses.__doc__ = """Scalars: d_loss (D minimises), g_loss (G minimises:
 g_gan_loss + recon_weight * recon_loss), gan_loss = d_loss + g_loss (logged),
-supervised_loss and accuracy (logged)."""
+supervised_loss and accuracy (logged, on the labeled batch)."""
 
 
-def build_losses(model, global_step):
-    """SSGANLosses of an SSGANModel at `global_step` (for the annealing)."""
+def build_losses(model, global_step, unlabeled_weight=1.0):
+    """SSGANLosses of an SSGANModel at `global_step` (for the annealing).
+
+    The reference's losses, on the labeled batch. With a separate unlabeled
+    batch (semi-supervised), D also pays unlabeled_weight * -log P(not fake)
+    on it, and G's reconstruction term pairs its images with that batch."""
     k = model.num_classes
-    d_loss_real, d_loss_fake = discriminator_losses(model.real_logits, model.fake_logits,
+    d_loss_real, d_loss_fake = discriminator_losses(model.labeled_logits, model.fake_logits,
                                                     model.labels, k)
     d_loss = tf.reduce_mean(d_loss_real + d_loss_fake)
+    if has_unlabeled_batch(model):
+        d_loss += unlabeled_weight * tf.reduce_mean(unlabeled_real_loss(model.real_logits, k))
     g_gan_loss = generator_gan_loss(model.fake_logits, k)
     recon_loss = reconstruction_loss(model.real_images, model.fake_images)
     recon_weight = reconstruction_weight(global_step)
@@ -251,15 +345,42 @@ def build_losses(model, global_step):
         d_loss=d_loss, d_loss_real=tf.reduce_mean(d_loss_real),
         d_loss_fake=tf.reduce_mean(d_loss_fake), g_loss=g_loss, g_gan_loss=g_gan_loss,
         recon_loss=recon_loss, recon_weight=recon_weight, gan_loss=d_loss + g_loss,
-        supervised_loss=supervised_loss(model.real_logits, model.labels, k),
-        accuracy=classification_accuracy(model.real_logits, model.labels, k))
+        supervised_loss=supervised_loss(model.labeled_logits, model.labels, k),
+        accuracy=classification_accuracy(model.labeled_logits, model.labels, k))
 
 
 # Train ops.
 
-TrainOps = collections.namedtuple("TrainOps", "d_train g_train d_vars g_vars")
+TrainOps = collections.namedtuple(
+    "TrainOps", "d_train g_train d_vars g_vars ema sync_averages learning_rate")
 TrainOps.__doc__ = """d_train / g_train: one optimisation step of D / G, each
-incrementing the global step and running its batch-norm updates."""
+incrementing the global step and running its batch-norm updates (and the
+historical-average and moving-average updates when on). ema: the
+tf.train.ExponentialMovingAverage of D's trainable variables, or None.
+sync_averages: sets the moving averages to the current weights (run after
+any initialisation that changes the weights). learning_rate: D's current rate."""
+
+
+def ema_getter(ema):
+    """A custom getter that reads each averaged variable's moving average."""
+    def getter(getter, *args, **kwargs):  # TensorFlow passes the next getter as `getter`
+        variable = getter(*args, **kwargs)
+        average = ema.average(variable) if ema is not None else None
+        return variable if average is None else average
+    return getter
+
+
+def ema_restore_map(variables, use_ema):
+    """{checkpoint name: variable} restoring D's trainable variables from
+    their moving averages (use_ema) and everything else as saved."""
+    trainable = set(v.op.name for v in tf.trainable_variables())
+    names = {}
+    for variable in variables:
+        name = variable.op.name
+        if use_ema and name in trainable and name.startswith(D_SCOPE + "/"):
+            name += "/" + EMA_NAME
+        names[name] = variable
+    return names
 
 
 def split_variables():
@@ -275,8 +396,13 @@ def split_variables():
 
 
 def _minimize(loss, variables, learning_rate, beta1, clip_norm, global_step, update_ops, name,
-              wrap_optimizer=None):
+              wrap_optimizer=None, historical_weight=0.0):
     with tf.name_scope(name):
+        history_update = None
+        if historical_weight > 0:
+            import improved_gan
+            penalty, history_update = improved_gan.historical_average(variables, name)
+            loss = loss + historical_weight * penalty
         optimizer = tf.train.AdamOptimizer(learning_rate, beta1=beta1, name=name + "_adam")
         if wrap_optimizer is not None:
             optimizer = wrap_optimizer(optimizer)
@@ -284,7 +410,11 @@ def _minimize(loss, variables, learning_rate, beta1, clip_norm, global_step, upd
         grads = [g for g, _ in grads_and_vars]
         grads, _ = tf.clip_by_global_norm(grads, clip_norm)
         with tf.control_dependencies(update_ops):
-            return optimizer.apply_gradients(zip(grads, variables), global_step=global_step)
+            step = optimizer.apply_gradients(zip(grads, variables), global_step=global_step)
+        if history_update is None:
+            return step
+        with tf.control_dependencies([step]):
+            return tf.group(history_update)
 
 
 def build_train_ops(losses, global_step, config, wrap_optimizer=None):
@@ -306,10 +436,23 @@ def build_train_ops(losses, global_step, config, wrap_optimizer=None):
         raise ValueError("batch-norm updates outside %s/ and %s/: %s" % (D_SCOPE, G_SCOPE, left))
     # Both steps keep every moving average current: D's statistics come from the
     # real batch, which is there on G steps too, and G's from its own output.
-    d_train = _minimize(losses.d_loss, d_vars, config.learning_rate_d, config.beta1,
+    import improved_gan
+    rates = [improved_gan.learning_rate_schedule(rate, global_step, config.lr_decay_start,
+                                                 config.total_steps)
+             for rate in (config.learning_rate_d, config.learning_rate_g)]
+    d_train = _minimize(losses.d_loss, d_vars, rates[0], config.beta1,
                         config.clip_norm, global_step, d_updates + g_updates, "d_optimize",
-                        wrap_optimizer)
-    g_train = _minimize(losses.g_loss, g_vars, config.learning_rate_g, config.beta1,
+                        wrap_optimizer, config.historical_weight)
+    g_train = _minimize(losses.g_loss, g_vars, rates[1], config.beta1,
                         config.clip_norm, global_step, d_updates + g_updates, "g_optimize",
-                        wrap_optimizer)
-    return TrainOps(d_train, g_train, d_vars, g_vars)
+                        wrap_optimizer, config.historical_weight)
+    ema, sync = None, tf.no_op(name="sync_averages")
+    if config.ema_decay > 0:
+        # num_updates warms the average up: decay min(ema_decay, (1 + t) / (10 + t)),
+        # so early checkpoints are not dominated by the initial weights.
+        ema = tf.train.ExponentialMovingAverage(config.ema_decay, num_updates=global_step,
+                                                name=EMA_NAME)
+        with tf.control_dependencies([d_train]):
+            d_train = ema.apply(d_vars)
+        sync = tf.group(*[tf.assign(ema.average(v), v) for v in d_vars], name="sync_averages")
+    return TrainOps(d_train, g_train, d_vars, g_vars, ema, sync, rates[0])
