@@ -33,6 +33,13 @@ def _positive_int(value):
     return number
 
 
+def _non_negative_int(value):
+    number = int(value)
+    if number < 0:
+        raise argparse.ArgumentTypeError("must be 0 or more, got %s" % value)
+    return number
+
+
 def _positive_float(value):
     number = float(value)
     if not number > 0:
@@ -49,6 +56,26 @@ FLAGS = [
              "or the path of a folder in the reference layout (data.hdf5 + id.txt)")),
     ("data", "--data_dir", dict(
         default="datasets", help="folder holding the prepared datasets")),
+    ("data", "--num_labeled", dict(
+        type=_non_negative_int, default=0,
+        help="semi-supervised training: keep this many labels (a multiple of the class count, "
+             "the same number per class; the paper: 100 for MNIST, 1000 SVHN, 4000 CIFAR-10). "
+             "Every training image also feeds the unlabeled stream. The labeled ids go to "
+             "labeled_ids.txt in the run folder. 0: every label, as the reference")),
+    ("data", "--data_seed", dict(
+        type=int, default=1,
+        help="chooses the labeled subset as the paper's code does (permute the training "
+             "split with this seed, take the first N/K of each class); the paper's default")),
+    ("model", "--arch", dict(
+        default="reference", choices=("reference", "paper"),
+        help="reference: the SSGAN conv nets. paper: the Improved-GAN paper's networks "
+             "(grayscale: weight-normalised MLPs with Gaussian noise; 32x32x3: the CIFAR-10 / "
+             "SVHN conv nets with weight norm, dropout and NIN layers); --norm_type, "
+             "--deconv_type and --bn_decay then do not apply")),
+    ("model", "--minibatch_kernels", dict(
+        type=_non_negative_int, default=0,
+        help="minibatch discrimination kernels before D's last layer (the paper: 100); "
+             "0: none. D's outputs then depend on the whole batch, evaluation included")),
     ("model", "--batch_size", dict(
         type=_positive_int, default=32, help="examples per step, for D and G alike")),
     ("model", "--n_z", dict(
@@ -69,6 +96,38 @@ FLAGS = [
         type=_positive_int, default=40000,
         help="total steps (D and G steps together), as the model card trains; a resumed "
              "run continues up to it")),
+    ("training", "--method", dict(
+        default="ssgan", choices=("ssgan", "improved_gan", "supervised"),
+        help="ssgan: the reference's losses (K+1-way cross-entropy, G's GAN loss plus an "
+             "annealed reconstruction term). improved_gan: the paper's (labeled cross-entropy "
+             "+ --unlabeled_weight x real-vs-fake loss for D, feature matching for G). "
+             "supervised: D on the labeled loss alone, every step a D step and G untrained: "
+             "the baseline to compare a semi-supervised run with")),
+    ("training", "--unlabeled_weight", dict(
+        type=float, default=1.0,
+        help="weight of D's unlabeled (real vs generated) loss; the paper uses 1")),
+    ("training", "--feature_matching", dict(
+        default="auto", choices=("auto", "l2", "l1"),
+        help="G's feature-matching distance for improved_gan: mean squared (the paper's "
+             "MNIST) or mean absolute (its CIFAR-10/SVHN) difference of D's mean features; "
+             "auto: l1 for the paper's conv nets, else l2")),
+    ("training", "--label_smoothing", dict(
+        type=float, default=0.0,
+        help="one-sided label smoothing for improved_gan: D's target for real images "
+             "becomes 1 - this (generated images keep 0); the paper suggests 0.1")),
+    ("training", "--historical_averaging", dict(
+        type=float, default=0.0,
+        help="weight of the paper's historical-averaging penalty ||theta - mean of past "
+             "theta||^2, added to both D's and G's loss; 0: off")),
+    ("training", "--ema_decay", dict(
+        type=float, default=0.0,
+        help="keep an exponential moving average of D's weights with this decay (the "
+             "paper's code: 0.9999) and use it for validation lines and evaluation; 0: off")),
+    ("training", "--lr_decay_start", dict(
+        type=_non_negative_int, default=0,
+        help="step from which both learning rates fall linearly to 0 at "
+             "--max_training_steps (the paper's CIFAR/SVHN schedule: the last third); "
+             "0: constant")),
     ("training", "--learning_rate_g", dict(type=_positive_float, default=1e-4,
                                            help="Adam learning rate of G")),
     ("training", "--learning_rate_d", dict(type=_positive_float, default=1e-4,
@@ -136,7 +195,24 @@ FLAGS = [
 ]
 
 # Flags that shape the networks: a resumed run must keep them.
-MODEL_FLAGS = ("n_z", "norm_type", "deconv_type", "batch_size")
+MODEL_FLAGS = ("n_z", "norm_type", "deconv_type", "batch_size", "arch", "minibatch_kernels",
+               "num_labeled", "data_seed", "method", "historical_averaging", "ema_decay")
+
+
+def check_method_flags(config):
+    """Raises ConfigError for flag combinations that cannot work."""
+    if config.label_smoothing and config.method != "improved_gan":
+        raise ConfigError("--label_smoothing applies to --method improved_gan (the reference's "
+                          "D loss already puts 0.1 of the fake target on the classes)")
+    if not 0.0 <= config.label_smoothing < 1.0:
+        raise ConfigError("--label_smoothing must lie in [0, 1), got %s" % config.label_smoothing)
+    if not 0.0 <= config.ema_decay < 1.0:
+        raise ConfigError("--ema_decay must lie in [0, 1), got %s" % config.ema_decay)
+    if config.unlabeled_weight < 0 or config.historical_averaging < 0:
+        raise ConfigError("--unlabeled_weight and --historical_averaging cannot be negative")
+    if config.lr_decay_start and config.lr_decay_start >= config.max_training_steps:
+        raise ConfigError("--lr_decay_start %d is not before --max_training_steps %d"
+                          % (config.lr_decay_start, config.max_training_steps))
 
 TrainConfig = collections.namedtuple(
     "TrainConfig", [flag.lstrip("-") for _, flag, _ in FLAGS])

@@ -30,20 +30,31 @@ def encode_grid_png(images, columns=None):
     return tf.image.encode_png(to_uint8(image_grid(images, columns))[0])
 
 
-def training_summaries(losses, model):
-    """The reference's TensorBoard tags: loss/... scalars and img/fake,
+# Loss fields -> TensorBoard tags; the reference's names where it had them.
+SCALAR_TAGS = [
+    ("accuracy", "loss/accuracy"),
+    ("gan_loss", "loss/GAN_loss"),
+    ("supervised_loss", "loss/S_loss"),
+    ("d_loss", "loss/d_loss"),
+    ("d_loss_real", "loss/d_loss_real"),
+    ("d_loss_fake", "loss/d_loss_fake"),
+    ("g_loss", "loss/g_loss"),
+    ("recon_weight", "loss/recon_weight"),
+    ("loss_lab", "loss/loss_lab"),
+    ("loss_unl", "loss/loss_unl"),
+    ("feature_matching", "loss/feature_matching"),
+]
+
+
+def training_summaries(losses, model, learning_rate=None):
+    """TensorBoard: a loss/... scalar for each field the losses have (the
+    reference's tags for its losses), train/learning_rate, and img/fake,
     img/real grids (up to 64 images). Returns the merged summary op."""
-    scalars = [
-        ("loss/accuracy", losses.accuracy),
-        ("loss/GAN_loss", losses.gan_loss),
-        ("loss/S_loss", losses.supervised_loss),
-        ("loss/d_loss", losses.d_loss),
-        ("loss/d_loss_real", losses.d_loss_real),
-        ("loss/d_loss_fake", losses.d_loss_fake),
-        ("loss/g_loss", losses.g_loss),
-        ("loss/recon_weight", losses.recon_weight),
-    ]
-    values = [tf.summary.scalar(tag, value) for tag, value in scalars]
+    fields = losses._asdict()
+    values = [tf.summary.scalar(tag, fields[name]) for name, tag in SCALAR_TAGS
+              if name in fields]
+    if learning_rate is not None:
+        values.append(tf.summary.scalar("train/learning_rate", learning_rate))
     for tag, images in (("img/fake", model.fake_images), ("img/real", model.real_images)):
         grid = image_grid(images[:MAX_GRID_IMAGES])
         values.append(tf.summary.image(tag, to_uint8(grid), max_outputs=1))

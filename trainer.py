@@ -27,8 +27,8 @@ import time
 import numpy as np
 
 import checkpoints
-from config import (MODEL_FLAGS, ConfigError, TrainConfig, load_run_config,
-                    parse_train_config, save_run_config)
+from config import (MODEL_FLAGS, ConfigError, TrainConfig, check_method_flags,
+                    load_run_config, parse_train_config, save_run_config)
 from util import add_log_file, progress_bar, run_tf_command, setup_logging
 
 log = logging.getLogger("trainer")
@@ -112,16 +112,47 @@ def check_config(config, cache):
 
 Graph = collections.namedtuple(
     "Graph", "graph global_step losses eval_losses train_ops summary sample_images sample_png "
-             "model_variables saver broadcast sync")
+             "model_variables saver broadcast sync init_ops")
+
+INIT_BATCH = 500  # the paper's data-dependent initialisation batch (trainx[:500])
 
 
-def build_graph(config, info, cache, start_step, rank=None, workers=None):
+def model_config(config, info):
+    """The ModelConfig of the run's flags and dataset."""
+    import model as ssgan
+    return ssgan.ModelConfig(tuple(info.image_shape), info.num_classes, config.n_z,
+                             config.norm_type, config.deconv_type, config.bn_decay, config.arch,
+                             os.path.basename(os.path.normpath(config.dataset)).upper(),
+                             config.minibatch_kernels)
+
+
+def feature_norm(config, image_shape):
+    """The feature-matching distance: the flag, or the paper's per network."""
+    if config.feature_matching != "auto":
+        return config.feature_matching
+    return "l1" if config.arch == "paper" and image_shape[-1] == 3 else "l2"
+
+
+def build_losses(config, model, global_step, image_shape):
+    """The losses of config.method for a model.SSGANModel."""
+    import improved_gan
+    import model as ssgan
+    if config.method == "ssgan":
+        return ssgan.build_losses(model, global_step, config.unlabeled_weight)
+    weight = config.unlabeled_weight if config.method == "improved_gan" else 0.0
+    return improved_gan.build_losses(model, weight, 1.0 - config.label_smoothing,
+                                     feature_norm(config, image_shape))
+
+
+def build_graph(config, info, cache, start_step, rank=None, workers=None, labeled=None):
     """Builds the whole training graph: inputs, model, losses, train ops,
-    summaries, samples, saver. With rank.size > 1 (Ascend cards over HCCL)
-    each card reads its shard, gradients are all-reduced, and `broadcast`
-    sets every card to rank 0's weights. With a TensorFlow cluster
-    (`workers`, a cluster.ClusterInfo) variables live on the parameter
-    servers, each worker reads its shard, and `sync` aggregates gradients."""
+    summaries, samples, saver. `labeled`: positions of the labeled training
+    examples (semi-supervised), or None for every label. With rank.size > 1
+    (Ascend cards over HCCL) each card reads its shard, gradients are
+    all-reduced, and `broadcast` sets every card to rank 0's weights. With a
+    TensorFlow cluster (`workers`, a cluster.ClusterInfo) variables live on
+    the parameter servers, each worker reads its shard, and `sync`
+    aggregates gradients."""
     import contextlib
     import tensorflow.compat.v1 as tf
     import cluster
@@ -133,34 +164,40 @@ def build_graph(config, info, cache, start_step, rank=None, workers=None):
         num_shards, shard_index = rank.size, rank.rank
     if workers is not None:
         num_shards, shard_index = workers.num_workers, workers.worker_index
+    cfg = model_config(config, info)
     graph = tf.Graph()
     with graph.as_default(), (tf.device(cluster.device_setter(workers)) if workers
                               else contextlib.nullcontext()):
         tf.set_random_seed(config.seed)
         global_step = tf.train.get_or_create_global_step()
         with tf.name_scope("inputs"):
-            train_batch = tf.data.make_one_shot_iterator(input_ops.train_dataset(
-                cache, config.batch_size, seed=config.seed, skip_batches=start_step,
-                num_shards=num_shards, shard_index=shard_index)).get_next()
+            def stream(batch_size, seed, **kwargs):
+                return tf.data.make_one_shot_iterator(input_ops.train_dataset(
+                    cache, batch_size, seed=seed, num_shards=num_shards,
+                    shard_index=shard_index, **kwargs)).get_next()
+            train_batch = stream(config.batch_size, config.seed, skip_batches=start_step)
+            labeled_batch = None
+            if labeled is not None:
+                labeled_batch = stream(config.batch_size, config.seed + 2, subset=labeled,
+                                       skip_batches=start_step)
             test_batch = tf.data.make_one_shot_iterator(input_ops.train_dataset(
                 cache, config.batch_size, split="test", seed=config.seed + 1)).get_next()
-        model_config = ssgan.ModelConfig(tuple(info.image_shape), info.num_classes, config.n_z,
-                                         config.norm_type, config.deconv_type, config.bn_decay)
         with tf.name_scope("model"):
-            model = ssgan.build_model(train_batch["image"], train_batch["label"], model_config,
-                                      training=True)
-            eval_model = ssgan.build_model(test_batch["image"], test_batch["label"],
-                                           model_config, training=False)
-            fixed_z = np.random.RandomState(config.seed).uniform(
-                -1, 1, (NUM_SAMPLES, config.n_z)).astype(np.float32)
-            sample_images = ssgan.Generator(
-                info.image_shape, config.deconv_type, config.norm_type, config.bn_decay)(
-                    tf.constant(fixed_z), training=False)
-        model_variables = [v for v in tf.global_variables()
-                           if v.op.name.startswith((ssgan.D_SCOPE + "/", ssgan.G_SCOPE + "/"))]
+            if labeled_batch is None:
+                model = ssgan.build_model(train_batch["image"], train_batch["label"], cfg,
+                                          training=True)
+            else:
+                model = ssgan.build_model(labeled_batch["image"], labeled_batch["label"], cfg,
+                                          training=True, unlabeled_images=train_batch["image"])
+        init_ops = []
+        if start_step == 0 and (config.arch == "paper" or config.minibatch_kernels):
+            with tf.name_scope("data_init"):
+                init_images = stream(min(INIT_BATCH, cache.splits["train"].num_examples),
+                                     config.seed + 3)["image"]
+                init_ops = ssgan.data_init_ops(
+                    cfg, init_images, ssgan.sample_noise(config.batch_size, config.n_z))
         with tf.name_scope("loss"):
-            losses = ssgan.build_losses(model, global_step)
-            eval_losses = ssgan.build_losses(eval_model, global_step)
+            losses = build_losses(config, model, global_step, info.image_shape)
         distributed = rank is not None and rank.size > 1
         wrap = sync = None
         if distributed:
@@ -170,15 +207,63 @@ def build_graph(config, info, cache, start_step, rank=None, workers=None):
             wrap = sync = cluster.SyncWrapper(workers.num_workers)
         with tf.name_scope("train"):
             train_ops = ssgan.build_train_ops(losses, global_step, ssgan.OptimConfig(
-                config.learning_rate_d, config.learning_rate_g, 0.5, 20.0), wrap)
+                config.learning_rate_d, config.learning_rate_g, 0.5, 20.0,
+                config.lr_decay_start, config.max_training_steps, config.historical_averaging,
+                config.ema_decay), wrap)
+        with tf.name_scope("eval"):  # D's moving-average weights when kept
+            eval_model = ssgan.build_model(test_batch["image"], test_batch["label"], cfg,
+                                           training=False,
+                                           d_getter=ssgan.ema_getter(train_ops.ema))
+            eval_losses = build_losses(config, eval_model, global_step, info.image_shape)
+            fixed_z = np.random.RandomState(config.seed).uniform(
+                -1, 1, (NUM_SAMPLES, config.n_z)).astype(np.float32)
+            sample_images = ssgan.networks(cfg)[1](tf.constant(fixed_z), training=False)
+        model_variables = [v for v in tf.global_variables()
+                           if v.op.name.startswith((ssgan.D_SCOPE + "/", ssgan.G_SCOPE + "/"))
+                           and not v.op.name.endswith("/" + ssgan.EMA_NAME)]
         broadcast = ascend.broadcast_variables_op(tf.global_variables()) if distributed else None
         # At the root name scope: summary tags are the scope plus the name.
-        summary = summaries.training_summaries(losses, model)
+        summary = summaries.training_summaries(losses, model, train_ops.learning_rate)
         sample_png = summaries.encode_grid_png(sample_images)
         # Relative paths in the `checkpoint` file keep a run folder movable.
         saver = tf.train.Saver(max_to_keep=config.max_to_keep, save_relative_paths=True)
     return Graph(graph, global_step, losses, eval_losses, train_ops, summary, sample_images,
-                 sample_png, model_variables, saver, broadcast, sync)
+                 sample_png, model_variables, saver, broadcast, sync, init_ops)
+
+
+LABELED_IDS_FILE = "labeled_ids.txt"
+
+
+def labeled_subset(config, info, cache):
+    """Positions (in the training split) and ids of the labeled examples for
+    --num_labeled, or (None, None) when every label is used."""
+    import input_ops
+    if not config.num_labeled:
+        return None, None
+    train = cache.splits["train"]
+    if config.num_labeled > train.num_examples:
+        raise ConfigError("--num_labeled %d is more than the %d training examples of %s"
+                          % (config.num_labeled, train.num_examples, info.name))
+    try:
+        positions = input_ops.select_labeled(train.labels, config.num_labeled,
+                                             info.num_classes, config.data_seed)
+    except ValueError as e:
+        raise ConfigError("--num_labeled %d on %s: %s" % (config.num_labeled, info.name, e))
+    ids = [info.splits["train"][p] for p in positions]
+    return positions, ids
+
+
+def check_labeled_ids(run_dir, ids):
+    """A resumed run must train on the labels it started with."""
+    path = os.path.join(run_dir, LABELED_IDS_FILE)
+    if not os.path.isfile(path):
+        raise ConfigError("%s has no %s, so its labeled subset is unknown; start a new "
+                          "--train_dir" % (run_dir, LABELED_IDS_FILE))
+    with open(path) as f:
+        saved = [line.strip() for line in f if line.strip()]
+    if saved != list(ids):
+        raise ConfigError("%s lists other labeled examples than --data_seed chooses now (has "
+                          "the dataset changed?); start a new --train_dir" % path)
 
 
 class _NullWriter(object):
@@ -296,6 +381,16 @@ def train(config, explicit, environ=None):
         check_resumed_dataset(run_dir, resume_from, info)
     cache = input_ops.prepare_tfrecords(info)
     init_from = check_config(config, cache)
+    check_method_flags(config)
+    if config.arch == "paper":
+        import paper_nets
+        try:
+            paper_nets.check_image_shape(info.image_shape)
+        except ValueError as e:
+            raise ConfigError("%s: %s" % (info.name, e))
+    labeled, labeled_ids = labeled_subset(config, info, cache)
+    if resume_from and labeled is not None:
+        check_labeled_ids(run_dir, labeled_ids)
     start_step = 0
     if resume_from:
         start_step = int(resume_from.rsplit("-", 1)[1])
@@ -304,7 +399,7 @@ def train(config, explicit, environ=None):
                  start_step, config.max_training_steps)
         return 0
 
-    g = build_graph(config, info, cache, start_step, placement.rank, workers)
+    g = build_graph(config, info, cache, start_step, placement.rank, workers, labeled)
     with g.graph.as_default():  # before anything is written
         if init_from:
             checkpoints.check_shapes(init_from, g.model_variables, checkpoints.dataset_text(info))
@@ -330,6 +425,14 @@ def train(config, explicit, environ=None):
                  "num_test": cache.splits["test"].num_examples,
                  "tensorflow": tf.VERSION, "device_resolved": placement.device,
                  "rank_size": placement.rank.size}
+        if labeled is not None:
+            extra.update(labeled_ids_file=LABELED_IDS_FILE,
+                         labels_per_class=config.num_labeled // info.num_classes)
+            if not resume_from:
+                from datasets.files import atomic_path
+                with atomic_path(os.path.join(run_dir, LABELED_IDS_FILE)) as tmp:
+                    with open(tmp, "w") as f:
+                        f.write("".join("%s\n" % i for i in labeled_ids))
         save_run_config(run_dir, config, extra)
         log.info("Run folder: %s (%s)", run_dir,
                  "resuming from %s" % resume_from if resume_from else "new run")
@@ -372,6 +475,11 @@ def _run(config, g, run_dir, placement, start_step, resume_from, init_from):
                 if init_from:
                     tf.train.Saver(g.model_variables).restore(sess, init_from)
                     log.info("Initialised D and G from %s", init_from)
+                elif g.init_ops:
+                    sess.run(g.init_ops)
+                    log.info("Data-dependent initialisation of %d weight-normalised layer "
+                             "parameters done", len(g.init_ops))
+                sess.run(g.train_ops.sync_averages)
         elif workers is not None:
             cluster.wait_until_initialized(sess, tf.global_variables())
         else:
@@ -405,31 +513,36 @@ def _run(config, g, run_dir, placement, start_step, resume_from, init_from):
                     values = sess.run(eval_scalars)
                     log.info(step_line("val", step, *values, sec_per_batch=time.time() - start,
                                        batch_size=config.batch_size))  # this worker's batch
-                train_g = step % (config.update_rate + 1) > 0
+                train_g = (config.method != "supervised"
+                           and step % (config.update_rate + 1) > 0)
+                # The trained network's loss every step (to stop on NaN); all four
+                # logged values only on the steps that print them.
+                logged = step % config.log_step == 0
                 fetches = {"train": g.train_ops.g_train if train_g else g.train_ops.d_train,
-                           "scalars": scalars}
+                           "loss": losses.g_loss if train_g else losses.d_loss}
+                if logged:
+                    fetches["scalars"] = scalars
                 if step % config.write_summary_step == 0 and chief:
                     fetches["summary"] = g.summary
                 start = time.time()
                 out = sess.run(fetches)
                 interval_time += time.time() - start
                 interval_steps += 1
-                s_loss, d_loss, g_loss, accuracy = out["scalars"]
-                if not (math.isfinite(d_loss) and math.isfinite(g_loss)):
+                if not math.isfinite(out["loss"]):
                     log.error("the %s loss became %s at step %d; stopping without saving. The "
                               "last good checkpoint is %s. Try lower learning rates "
                               "(--learning_rate_d / --learning_rate_g)",
-                              "D" if not math.isfinite(d_loss) else "G",
-                              d_loss if not math.isfinite(d_loss) else g_loss, step,
+                              "G" if train_g else "D", out["loss"], step,
                               tf.train.latest_checkpoint(run_dir) or "none (no checkpoint yet)")
                     return 1
                 if "summary" in out:
                     writer.add_summary(out["summary"], step)
                 step += 1
                 bar.update(1)
-                if (step - 1) % config.log_step == 0:
-                    log.info(step_line("train", step, s_loss, d_loss, g_loss, accuracy,
-                                       interval_time / interval_steps, bs))
+                if logged:
+                    log.info(step_line("train", step, *out["scalars"],
+                                       sec_per_batch=interval_time / interval_steps,
+                                       batch_size=bs))
                     interval_time, interval_steps = 0.0, 0
                 if step % config.output_save_step == 0 and chief:
                     save(step)
