@@ -103,10 +103,12 @@ def dataset_text(info):
 def check_shapes(checkpoint, variables, context=""):
     """Raises ConfigError if `checkpoint` lacks one of `variables` or holds it
     with another shape (a model for another image shape or class count);
-    `context` (e.g. dataset_text(info)) ends the message."""
+    `variables` is a list, or a {checkpoint name: variable} dict as Saver
+    takes. `context` (e.g. dataset_text(info)) ends the message."""
     stored = dict(tf.train.list_variables(checkpoint))
-    for variable in variables:
-        name = variable.op.name
+    items = variables.items() if isinstance(variables, dict) else \
+        [(v.op.name, v) for v in variables]
+    for name, variable in items:
         want = variable.shape.as_list()
         if name not in stored or list(stored[name]) != want:
             saved = load_run_config(os.path.dirname(checkpoint)) or {}
@@ -118,3 +120,24 @@ def check_shapes(checkpoint, variables, context=""):
                 "checkpoint %s does not fit this model: %s is %s there, but %s needs %s%s%s"
                 % (checkpoint, name, stored.get(name, "missing"), name, want, trained,
                    "; " + context if context else ""))
+
+
+WEIGHTS_CHOICES = ("auto", "ema", "raw")
+
+
+def add_weights_flag(parser):
+    parser.add_argument(
+        "--weights", default="auto", choices=WEIGHTS_CHOICES,
+        help="which discriminator weights to use: ema, the moving average a run trained "
+             "with --ema_decay keeps (the paper evaluates those); raw, the trained weights; "
+             "auto: ema when the run has it (default: %(default)s)")
+
+
+def use_ema(saved, choice):
+    """Whether to read D's moving-average weights: the --weights choice
+    against the run's saved config (a dict)."""
+    has_ema = bool(saved.get("ema_decay"))
+    if choice == "ema" and not has_ema:
+        raise ConfigError("--weights ema: this run kept no moving average of D's weights "
+                          "(it was trained without --ema_decay); use --weights raw")
+    return has_ema and choice != "raw"

@@ -45,6 +45,7 @@ def parse_args(argv=None):
     parser.add_argument("--batch_size", type=int, default=100,
                         help="examples per session.run; the last batch holds the remainder "
                              "(default: %(default)s)")
+    checkpoints.add_weights_flag(parser)
     parser.add_argument("--samples_per_class", type=int, default=10,
                         help="columns of the sample grid (default: %(default)s; 0: no grid)")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "gpu", "npu"))
@@ -73,13 +74,19 @@ def summarize(labels, predictions, num_classes, seconds):
 
 
 def model_config_of(saved):
+    """The ModelConfig of a run's saved config.json (older runs: the reference nets)."""
     import model as ssgan
     return ssgan.ModelConfig(tuple(saved["image_shape"]), saved["num_classes"], saved["n_z"],
-                             saved["norm_type"], saved["deconv_type"], saved["bn_decay"])
+                             saved["norm_type"], saved["deconv_type"], saved["bn_decay"],
+                             saved.get("arch", "reference"),
+                             os.path.basename(os.path.normpath(saved["dataset"])).upper(),
+                             saved.get("minibatch_kernels", 0))
 
 
-def evaluate(checkpoint, model_config, cache, split, batch_size, session_config=None):
-    """Classifies every example of `split` once with D in inference mode.
+def evaluate(checkpoint, model_config, cache, split, batch_size, session_config=None,
+             use_ema=False):
+    """Classifies every example of `split` once with D in inference mode
+    (with its moving-average weights if use_ema).
 
     Returns:
       (EvalResult, ids in the order visited, predictions).
@@ -91,10 +98,9 @@ def evaluate(checkpoint, model_config, cache, split, batch_size, session_config=
     with tf.Graph().as_default():
         batch = tf.data.make_one_shot_iterator(
             input_ops.eval_dataset(cache, batch_size, split=split)).get_next()
-        logits = ssgan.Discriminator(k, model_config.norm_type, model_config.bn_decay)(
-            batch["image"], training=False)
+        logits = ssgan.networks(model_config)[0](batch["image"], training=False)
         predictions = tf.argmax(logits[:, :k], axis=1, output_type=tf.int32)
-        d_vars = tf.global_variables(scope=ssgan.D_SCOPE + "/")
+        d_vars = ssgan.ema_restore_map(tf.global_variables(scope=ssgan.D_SCOPE + "/"), use_ema)
         checkpoints.check_shapes(checkpoint, d_vars, "the %s split is %s" % (
             split, checkpoints.shape_text(cache.image_shape, cache.num_classes)))
         with tf.Session(config=session_config) as sess:
@@ -116,7 +122,8 @@ def evaluate(checkpoint, model_config, cache, split, batch_size, session_config=
     return summarize(labels, predicted, k, seconds), ids, predicted
 
 
-def class_sample_grid(checkpoint, model_config, per_class, session_config=None):
+def class_sample_grid(checkpoint, model_config, per_class, session_config=None,
+                      use_ema=False):
     """A PNG: row c holds the generated images the classifier is surest are
     class c (blank where fewer were drawn), from fixed noise."""
     import tensorflow.compat.v1 as tf
@@ -127,16 +134,15 @@ def class_sample_grid(checkpoint, model_config, per_class, session_config=None):
     z = np.random.RandomState(SAMPLE_SEED).uniform(-1, 1, (num, model_config.n_z))
     height, width, channels = model_config.image_shape
     with tf.Graph().as_default():
-        generator = ssgan.Generator(model_config.image_shape, model_config.deconv_type,
-                                    model_config.norm_type, model_config.bn_decay)
+        discriminator, generator = ssgan.networks(model_config)
         images = generator(tf.constant(z, tf.float32), training=False)
-        logits = ssgan.Discriminator(k, model_config.norm_type, model_config.bn_decay)(
-            images, training=False)
+        logits = discriminator(images, training=False)
         probabilities = tf.nn.softmax(logits[:, :k])
         chosen = tf.placeholder(tf.float32, [k * per_class, height, width, channels])
         png = summaries.encode_grid_png(chosen, columns=per_class)
         with tf.Session(config=session_config) as sess:
-            tf.train.Saver(tf.global_variables()).restore(sess, checkpoint)
+            tf.train.Saver(ssgan.ema_restore_map(tf.global_variables(), use_ema)).restore(
+                sess, checkpoint)
             pictures, probs = sess.run([images, probabilities])
             grid = -np.ones([k * per_class, height, width, channels], np.float32)
             predicted = probs.argmax(axis=1)
@@ -151,9 +157,9 @@ def report_lines(result, split, dataset_name):
     """The printed report, one string per line."""
     k = len(result.per_class_accuracy)
     lines = ["Average accuracy : %.4f" % result.accuracy,
-             "Evaluated %d examples of the %s split of %s: %d correct, %d errors"
+             "Evaluated %d examples of the %s split of %s: %d correct, %d errors (%.2f%%)"
              % (result.num_examples, split, dataset_name, result.num_correct,
-                result.num_examples - result.num_correct),
+                result.num_examples - result.num_correct, 100.0 * (1 - result.accuracy)),
              "Per-class accuracy: " + "  ".join(
                  "%d: %s" % (c, "-" if a is None else "%.4f" % a)
                  for c, a in enumerate(result.per_class_accuracy)),
@@ -183,20 +189,24 @@ def run(args):
     cache = input_ops.prepare_tfrecords(info)
     model_config = model_config_of(saved)
     step = checkpoints.step_of(checkpoint)
-    log.info("Evaluating %s (step %s) on the %s split of %s", checkpoint, step, args.split,
-             info.name)
-    result, _, _ = evaluate(checkpoint, model_config, cache, args.split, args.batch_size, config)
+    ema = checkpoints.use_ema(saved, args.weights)
+    log.info("Evaluating %s (step %s, %s weights) on the %s split of %s", checkpoint, step,
+             "moving-average" if ema else "trained", args.split, info.name)
+    result, _, _ = evaluate(checkpoint, model_config, cache, args.split, args.batch_size, config,
+                            ema)
     for line in report_lines(result, args.split, info.name):
         log.info("%s", line)
     run_dir = os.path.dirname(checkpoint)
     report = dict(result._asdict(), checkpoint=checkpoint, step=step, dataset=info.name,
                   dataset_path=os.path.abspath(info.path), split=args.split,
-                  errors=result.num_examples - result.num_correct, batch_size=args.batch_size)
+                  errors=result.num_examples - result.num_correct, batch_size=args.batch_size,
+                  weights="ema" if ema else "raw", method=saved.get("method", "ssgan"),
+                  num_labeled=saved.get("num_labeled", 0))
     json_path = os.path.join(run_dir, "eval-%s-%s.json" % (step, args.split))
     write_json_atomic(json_path, report)
     log.info("Wrote %s", json_path)
     if args.samples_per_class > 0:
-        png = class_sample_grid(checkpoint, model_config, args.samples_per_class, config)
+        png = class_sample_grid(checkpoint, model_config, args.samples_per_class, config, ema)
         png_path = os.path.join(run_dir, "eval-%s-samples.png" % step)
         with atomic_path(png_path) as tmp:
             with open(tmp, "wb") as f:

@@ -37,23 +37,25 @@ def parse_args(argv=None):
     parser.add_argument("--output", required=True, help="the .pb file to write")
     parser.add_argument("--batch_size", type=int, default=None,
                         help="a fixed batch size for the input (default: any)")
+    checkpoints.add_weights_flag(parser)
     parser.add_argument("--debug", action="store_true", help="log debugging detail")
     return parser.parse_args(argv)
 
 
-def frozen_graph_def(checkpoint, saved, batch_size=None):
-    """The inference GraphDef of the checkpoint's discriminator, variables folded."""
+def frozen_graph_def(checkpoint, saved, batch_size=None, use_ema=False):
+    """The inference GraphDef of the checkpoint's discriminator, variables
+    folded (its moving-average weights if use_ema)."""
     import tensorflow.compat.v1 as tf
     import model as ssgan
+    from evaler import model_config_of
     k = saved["num_classes"]
     with tf.Graph().as_default() as graph:
         image = tf.placeholder(tf.float32, [batch_size] + list(saved["image_shape"]),
                                name=INPUT_NAME)
-        logits = ssgan.Discriminator(k, saved["norm_type"], saved["bn_decay"])(
-            image, training=False)
+        logits = ssgan.networks(model_config_of(saved))[0](image, training=False)
         class_logits = tf.identity(logits[:, :k], name=OUTPUT_NAMES[0])
         tf.nn.softmax(class_logits, name=OUTPUT_NAMES[1])
-        d_vars = tf.global_variables()
+        d_vars = ssgan.ema_restore_map(tf.global_variables(), use_ema)
         checkpoints.check_shapes(checkpoint, d_vars)
         with tf.Session() as sess:
             tf.train.Saver(d_vars).restore(sess, checkpoint)
@@ -62,7 +64,7 @@ def frozen_graph_def(checkpoint, saved, batch_size=None):
     return tf.graph_util.remove_training_nodes(frozen, protected_nodes=list(OUTPUT_NAMES))
 
 
-def export(checkpoint_path, output, batch_size=None):
+def export(checkpoint_path, output, batch_size=None, weights="auto"):
     """Writes <output> and <output>.pbtxt; returns the checkpoint used."""
     import tensorflow.compat.v1 as tf
     from datasets.files import atomic_path
@@ -70,7 +72,8 @@ def export(checkpoint_path, output, batch_size=None):
         raise ConfigError("--batch_size must be positive, got %d" % batch_size)
     checkpoint = checkpoints.resolve(checkpoint_path)
     saved = checkpoints.run_config_of(checkpoint)
-    graph_def = frozen_graph_def(checkpoint, saved, batch_size)
+    graph_def = frozen_graph_def(checkpoint, saved, batch_size,
+                                 checkpoints.use_ema(saved, weights))
     folder = os.path.dirname(os.path.abspath(output))
     if not os.path.isdir(folder):
         os.makedirs(folder)
@@ -89,8 +92,8 @@ def export(checkpoint_path, output, batch_size=None):
 def main(argv=None):
     args = parse_args(argv)
     setup_logging(args.debug)
-    return run_tf_command(lambda: export(args.checkpoint, args.output, args.batch_size),
-                          args.debug)
+    return run_tf_command(lambda: export(args.checkpoint, args.output, args.batch_size,
+                                         args.weights), args.debug)
 
 
 if __name__ == "__main__":
