@@ -1,0 +1,117 @@
+#!/bin/bash
+# The Improved-GAN paper's headline experiment: MNIST with 100 labels (10 per
+# class), the paper's networks and losses, evaluated on the 10,000 test digits.
+#
+#   scripts/reproduce_mnist100.sh                          # 300 epochs, seed 1
+#   scripts/reproduce_mnist100.sh --epochs 50 --seeds 1,2,3
+#   scripts/reproduce_mnist100.sh --dataset FASHION_MNIST \
+#       --source /usr/share/datasets/fashion-mnist \
+#       --checksums /var/lib/dpkg/info/dataset-fashion-mnist.md5sums
+#   scripts/reproduce_mnist100.sh --method supervised      # the same D on the labels alone
+#
+# Resumable: run it again (with the same or more --epochs) and every run
+# continues from its newest checkpoint; finished runs are only evaluated. Ctrl-C
+# saves a checkpoint first. Prints a table: seed, labels, epochs, test errors
+# out of the test set, error %, wall time (summed over every invocation).
+#
+# The paper's settings: Adam lr 0.003 (beta1 0.5) for D and G, batch 100, one
+# D step then one G step per iteration, an epoch = (training images / 100)
+# iterations (600 for MNIST), 300 epochs, the labeled subset chosen by the
+# seed, evaluation with the moving average of D's weights (decay 0.9999).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DATASET=MNIST
+EPOCHS=300
+SEEDS=1
+LABELS=100
+METHOD=improved_gan
+DATA_DIR=datasets
+ROOT=train_dir/reproduce
+DOWNLOAD_ARGS=()
+EXTRA=()
+usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; echo "Options: --dataset --epochs --seeds --labels --method --data_dir --root --source --checksums, then -- <extra trainer.py flags>"; }
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --dataset) DATASET=$2; shift 2 ;;
+    --epochs) EPOCHS=$2; shift 2 ;;
+    --seeds) SEEDS=$2; shift 2 ;;
+    --labels) LABELS=$2; shift 2 ;;
+    --method) METHOD=$2; shift 2 ;;
+    --data_dir) DATA_DIR=$2; shift 2 ;;
+    --root) ROOT=$2; shift 2 ;;
+    --source|--checksums) DOWNLOAD_ARGS+=("$1" "$2"); shift 2 ;;
+    --) shift; EXTRA=("$@"); break ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "unknown option $1" >&2; usage >&2; exit 2 ;;
+  esac
+done
+case "$METHOD" in improved_gan|supervised) ;; *)
+  echo "--method must be improved_gan or supervised, got $METHOD" >&2; exit 2 ;; esac
+if ! [[ "$EPOCHS" =~ ^[0-9]+$ ]] || [ "$EPOCHS" -lt 1 ]; then
+  echo "--epochs must be a positive integer, got $EPOCHS" >&2; exit 2
+fi
+PYTHON=${PYTHON:-python}
+
+$PYTHON download.py --dataset "$DATASET" --data_dir "$DATA_DIR" ${DOWNLOAD_ARGS[@]+"${DOWNLOAD_ARGS[@]}"}
+
+NUM_TRAIN=$($PYTHON - "$DATASET" "$DATA_DIR" <<'EOF'
+import sys
+from datasets import store
+print(len(store.open_dataset(sys.argv[1], sys.argv[2]).splits["train"]))
+EOF
+)
+BATCH=100
+ITERATIONS=$((NUM_TRAIN / BATCH))  # per epoch, as the paper's loop
+if [ "$METHOD" = supervised ]; then STEPS_PER_EPOCH=$ITERATIONS; else STEPS_PER_EPOCH=$((2 * ITERATIONS)); fi
+MAX_STEPS=$((EPOCHS * STEPS_PER_EPOCH))
+SAVE_STEPS=$((10 * STEPS_PER_EPOCH < MAX_STEPS ? 10 * STEPS_PER_EPOCH : MAX_STEPS))
+echo "$DATASET: $NUM_TRAIN training images, $ITERATIONS iterations per epoch, $EPOCHS epochs = $MAX_STEPS steps per run"
+
+RUNS=()
+for SEED in ${SEEDS//,/ }; do
+  RUN="$ROOT/${DATASET}-${LABELS}labels-${METHOD}-seed${SEED}"
+  RUNS+=("$RUN")
+  START=$(date +%s)
+  STATUS=0
+  $PYTHON trainer.py --dataset "$DATASET" --data_dir "$DATA_DIR" --train_dir "$RUN" \
+    --arch paper --method "$METHOD" --num_labeled "$LABELS" --seed "$SEED" --data_seed "$SEED" \
+    --batch_size "$BATCH" --n_z 100 --learning_rate_d 0.003 --learning_rate_g 0.003 \
+    --ema_decay 0.9999 --max_training_steps "$MAX_STEPS" --output_save_step "$SAVE_STEPS" \
+    --max_to_keep 3 --log_step "$ITERATIONS" --test_sample_step "$STEPS_PER_EPOCH" \
+    --write_summary_step "$ITERATIONS" ${EXTRA[@]+"${EXTRA[@]}"} || STATUS=$?
+  if [ -d "$RUN" ]; then echo $(( $(date +%s) - START )) >> "$RUN/wall_seconds.txt"; fi
+  if [ "$STATUS" -eq 130 ] || [ "$STATUS" -eq 143 ]; then
+    echo "training $RUN was interrupted and saved; run this script again to resume it" >&2
+    exit "$STATUS"
+  elif [ "$STATUS" -ne 0 ]; then
+    echo "training $RUN failed (status $STATUS, the error is above)" >&2
+    exit "$STATUS"
+  fi
+  $PYTHON evaler.py --checkpoint "$RUN" --data_dir "$DATA_DIR" --samples_per_class 10
+done
+
+$PYTHON - "$STEPS_PER_EPOCH" "${RUNS[@]}" <<'EOF'
+import glob, json, os, sys
+import numpy as np
+steps_per_epoch, runs = int(sys.argv[1]), sys.argv[2:]
+rows, errors = [], []
+for run in runs:
+    config = json.load(open(os.path.join(run, "config.json")))
+    reports = sorted(glob.glob(os.path.join(run, "eval-*-test.json")),
+                     key=lambda p: int(os.path.basename(p).split("-")[1]))
+    report = json.load(open(reports[-1]))
+    with open(os.path.join(run, "wall_seconds.txt")) as f:
+        seconds = sum(int(line) for line in f if line.strip())
+    errors.append(report["errors"])
+    rows.append((config["seed"], config["num_labeled"], report["step"] / float(steps_per_epoch),
+                 report["errors"], report["num_examples"], 100.0 * report["errors"] /
+                 report["num_examples"], seconds))
+print("\n%-6s %-7s %-8s %-18s %-8s %s" % ("seed", "labels", "epochs", "test errors", "error %",
+                                         "wall time"))
+for seed, labels, epochs, err, total, pct, seconds in rows:
+    print("%-6d %-7d %-8.1f %-18s %-8.2f %dh%02dm" % (seed, labels, epochs, "%d / %d" % (err, total),
+                                                   pct, seconds // 3600, seconds % 3600 // 60))
+if len(errors) > 1:
+    print("mean   %.1f +- %.1f errors over %d seeds" % (np.mean(errors), np.std(errors), len(errors)))
+EOF

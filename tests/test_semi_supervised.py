@@ -1,0 +1,98 @@
+"""Semi-supervised training end to end: the labeled subset and its
+bookkeeping, the paper's recipe on the trainer and evaler, and the flag
+combinations refused before anything is written."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+import evaler
+import input_ops
+import trainer
+from datasets import store
+
+PAPER = ["--arch", "paper", "--method", "improved_gan", "--batch_size", "20", "--n_z", "16",
+         "--learning_rate_d", "0.003", "--learning_rate_g", "0.003", "--log_step", "10",
+         "--test_sample_step", "20"]
+
+
+@pytest.fixture(scope="module")
+def semi_run(data, tmp_path_factory):
+    """40 steps of the paper's recipe with 100 labels (10 per class) and an
+    EMA of D's weights, on the easy 16x16x1 dataset."""
+    run_dir = str(tmp_path_factory.mktemp("semi") / "run")
+    status = trainer.main(["--dataset", data["easy"], "--train_dir", run_dir, "--num_labeled",
+                           "100", "--data_seed", "3", "--ema_decay", "0.99",
+                           "--max_training_steps", "40", "--output_save_step", "20"] + PAPER)
+    return run_dir, status
+
+
+def test_labeled_ids_are_balanced_training_ids_chosen_by_the_seed(semi_run, data):
+    run_dir, status = semi_run
+    assert status == 0
+    with open(os.path.join(run_dir, trainer.LABELED_IDS_FILE)) as f:
+        ids = [line.strip() for line in f]
+    info = store.open_dataset(data["easy"])
+    train_ids, test_ids = info.splits["train"], info.splits["test"]
+    assert len(ids) == len(set(ids)) == 100
+    assert set(ids) <= set(train_ids) and not set(ids) & set(test_ids)
+    cache = input_ops.prepare_tfrecords(info)
+    labels = cache.splits["train"].labels
+    position = {example_id: i for i, example_id in enumerate(train_ids)}
+    assert np.bincount([labels[position[i]] for i in ids], minlength=10).tolist() == [10] * 10
+    # the paper's choice for data seed 3, and another for another seed
+    expected = input_ops.select_labeled(labels, 100, 10, 3)
+    assert ids == [train_ids[p] for p in expected]
+    assert set(ids) != set(train_ids[p] for p in input_ops.select_labeled(labels, 100, 10, 4))
+    saved = json.load(open(os.path.join(run_dir, "config.json")))
+    assert saved["labels_per_class"] == 10 and saved["num_labeled"] == 100
+
+
+def test_resume_keeps_the_labeled_subset(semi_run, data, capsys):
+    run_dir, _ = semi_run
+    before = sorted(os.listdir(run_dir))
+    assert trainer.main(["--dataset", data["easy"], "--train_dir", run_dir, "--data_seed", "4",
+                         "--max_training_steps", "60"]) == 2
+    assert "was trained with --data_seed 3" in capsys.readouterr().err
+    assert sorted(os.listdir(run_dir)) == before
+
+
+def test_evaler_reports_errors_with_the_moving_average_weights(semi_run, caplog):
+    import logging
+    caplog.set_level(logging.INFO)
+    run_dir, _ = semi_run
+    ema = evaler.run(evaler.parse_args(["--checkpoint", run_dir, "--samples_per_class", "2"]))
+    raw = evaler.run(evaler.parse_args(["--checkpoint", run_dir, "--weights", "raw",
+                                        "--samples_per_class", "0"]))
+    assert ema["weights"] == "ema" and raw["weights"] == "raw"
+    assert ema["method"] == "improved_gan" and ema["num_labeled"] == 100
+    assert ema["num_examples"] == 200 and ema["errors"] == 200 - ema["num_correct"]
+    out = caplog.text
+    assert "%d errors (" % ema["errors"] in out and "moving-average weights" in out
+    assert os.path.isfile(os.path.join(run_dir, "eval-40-samples.png"))
+
+
+def test_data_dependent_init_and_ema_are_logged(semi_run):
+    with open(os.path.join(semi_run[0], "train.log")) as f:
+        text = f.read()
+    assert "Data-dependent initialisation of" in text
+
+
+@pytest.mark.parametrize("case", ["not a multiple", "too many", "paper on rgb", "smoothing",
+                                  "ema"])
+def test_semi_supervised_mistakes_stop_before_training(case, data, tmp_path, capsys):
+    args, expected = {
+        "not a multiple": (["--num_labeled", "95"], "multiple of the 10 classes"),
+        "too many": (["--num_labeled", "1000"], "more than the 640 training examples"),
+        "paper on rgb": (["--dataset", data["rgb"], "--arch", "paper"], "not 8x8x3"),
+        "smoothing": (["--label_smoothing", "0.1"], "applies to --method improved_gan"),
+        "ema": (["--ema_decay", "1.5"], "--ema_decay must lie in [0, 1)"),
+    }[case]
+    if "--dataset" not in args:
+        args = ["--dataset", data["easy"]] + args
+    assert trainer.main(args + ["--train_dir", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert expected in err and "Traceback" not in err
+    assert not os.path.exists(str(tmp_path / "run"))
