@@ -96,3 +96,51 @@ def test_semi_supervised_mistakes_stop_before_training(case, data, tmp_path, cap
     err = capsys.readouterr().err
     assert expected in err and "Traceback" not in err
     assert not os.path.exists(str(tmp_path / "run"))
+
+
+@pytest.fixture(scope="module")
+def rgb32(tmp_path_factory):
+    from easydata import make_easy_dataset
+    return make_easy_dataset(str(tmp_path_factory.mktemp("rgb32") / "rgb32"), 60, 20, size=32,
+                             channels=3)
+
+
+@pytest.mark.parametrize("case", ["every technique", "cifar nets", "ssgan with labels",
+                                  "supervised"])
+def test_every_method_and_technique_trains(case, data, rgb32, tmp_path):
+    args = {
+        "every technique": PAPER + ["--dataset", data["easy"], "--num_labeled", "50",
+                                    "--minibatch_kernels", "8", "--historical_averaging",
+                                    "0.001", "--label_smoothing", "0.1", "--lr_decay_start",
+                                    "10", "--ema_decay", "0.999"],
+        "cifar nets": PAPER + ["--dataset", rgb32, "--num_labeled", "20", "--batch_size", "10"],
+        "ssgan with labels": ["--dataset", data["easy"], "--num_labeled", "30", "--batch_size",
+                              "8", "--log_step", "5"],
+        "supervised": PAPER + ["--dataset", data["easy"], "--num_labeled", "100", "--method",
+                               "supervised"],
+    }[case]
+    run_dir = str(tmp_path / "run")
+    assert trainer.main(args + ["--train_dir", run_dir, "--max_training_steps", "20",
+                                "--write_summary_step", "5"]) == 0
+    with open(os.path.join(run_dir, "train.log")) as f:
+        text = f.read()
+    assert "[train step   11]" in text and "nan" not in text.lower()
+    report = evaler.run(evaler.parse_args(["--checkpoint", run_dir, "--samples_per_class", "0"]))
+    assert report["step"] == 20
+
+
+def test_supervised_method_never_trains_g(data, tmp_path):
+    import tensorflow.compat.v1 as tf
+    run_dir = str(tmp_path / "run")
+    assert trainer.main(PAPER + ["--dataset", data["easy"], "--num_labeled", "100", "--method",
+                                 "supervised", "--train_dir", run_dir, "--max_training_steps",
+                                 "10", "--output_save_step", "5"]) == 0
+    first = tf.train.load_checkpoint(os.path.join(run_dir, "model-5"))
+    last = tf.train.load_checkpoint(os.path.join(run_dir, "model-10"))
+    names = [n for n, _ in tf.train.list_variables(os.path.join(run_dir, "model-10"))]
+    g_weights = [n for n in names if n.startswith("Generator/") and "Adam" not in n]
+    d_weights = [n for n in names if n.startswith("Discriminator/") and "Adam" not in n
+                 and "/v" in n]
+    assert g_weights and d_weights
+    assert all(np.array_equal(first.get_tensor(n), last.get_tensor(n)) for n in g_weights)
+    assert not all(np.array_equal(first.get_tensor(n), last.get_tensor(n)) for n in d_weights)
