@@ -104,8 +104,12 @@ def build_losses(model, unlabeled_weight=1.0, real_label=1.0, feature_norm="l2")
     loss_lab = labeled_loss(model.labeled_logits, model.labels, k)
     loss_unl = unlabeled_loss(model.real_logits, model.fake_logits, k, real_label)
     matching = feature_matching_loss(model.real_features, model.fake_features, feature_norm)
+    # With weight 0 (the supervised baseline) the unlabeled and generated
+    # batches stay out of D's step altogether, rather than being computed and
+    # multiplied by 0.
+    d_loss = loss_lab + unlabeled_weight * loss_unl if unlabeled_weight else loss_lab
     return ImprovedGANLosses(
-        d_loss=loss_lab + unlabeled_weight * loss_unl, loss_lab=loss_lab, loss_unl=loss_unl,
+        d_loss=d_loss, loss_lab=loss_lab, loss_unl=loss_unl,
         g_loss=matching, feature_matching=matching, supervised_loss=loss_lab,
         accuracy=accuracy(model.labeled_logits, model.labels, k))
 

@@ -192,8 +192,10 @@ def build_graph(config, info, cache, start_step, rank=None, workers=None, labele
         init_ops = []
         if start_step == 0 and (config.arch == "paper" or config.minibatch_kernels):
             with tf.name_scope("data_init"):
-                init_images = stream(min(INIT_BATCH, cache.splits["train"].num_examples),
-                                     config.seed + 3)["image"]
+                # One batch: a finite dataset, so its iterator winds down at once.
+                init_images = tf.data.make_one_shot_iterator(input_ops.train_dataset(
+                    cache, min(INIT_BATCH, cache.splits["train"].num_examples),
+                    seed=config.seed + 3).take(1)).get_next()["image"]
                 init_ops = ssgan.data_init_ops(
                     cfg, init_images, ssgan.sample_noise(config.batch_size, config.n_z))
         with tf.name_scope("loss"):

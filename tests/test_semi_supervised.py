@@ -144,3 +144,51 @@ def test_supervised_method_never_trains_g(data, tmp_path):
     assert g_weights and d_weights
     assert all(np.array_equal(first.get_tensor(n), last.get_tensor(n)) for n in g_weights)
     assert not all(np.array_equal(first.get_tensor(n), last.get_tensor(n)) for n in d_weights)
+
+
+def test_unlabeled_images_beat_the_labels_alone(tmp_path):
+    """The point of the method: 10 labels per class plus unlabeled images
+    beat the same D trained on the same 100 labels alone, after the same
+    number of D updates (fixed seeds; bars data, see easydata)."""
+    from easydata import make_bars_dataset
+    folder = make_bars_dataset(str(tmp_path / "bars"))
+    common = ["--dataset", folder, "--arch", "paper", "--num_labeled", "100",
+              "--batch_size", "50", "--n_z", "32", "--learning_rate_d", "0.003",
+              "--learning_rate_g", "0.003", "--log_step", "500", "--test_sample_step", "100000",
+              "--output_save_step", "100000", "--seed", "0"]
+    accuracy = {}
+    for method, steps in (("supervised", 1500), ("improved_gan", 3000)):
+        run_dir = str(tmp_path / method)
+        assert trainer.main(common + ["--method", method, "--max_training_steps", str(steps),
+                                      "--train_dir", run_dir]) == 0
+        accuracy[method] = evaler.run(evaler.parse_args(
+            ["--checkpoint", run_dir, "--samples_per_class", "0"]))["accuracy"]
+    assert accuracy["improved_gan"] >= accuracy["supervised"] + 0.03, accuracy
+
+
+def test_export_freezes_the_moving_average_weights(semi_run, tmp_path):
+    import tensorflow.compat.v1 as tf
+    import export
+    import model as ssgan
+    run_dir = semi_run[0]
+    checkpoint = export.export(run_dir, str(tmp_path / "d.pb"))
+    graph_def = tf.GraphDef()
+    with open(str(tmp_path / "d.pb"), "rb") as f:
+        graph_def.ParseFromString(f.read())
+    images = np.random.RandomState(0).uniform(-1, 1, (5, 16, 16, 1)).astype(np.float32)
+    with tf.Graph().as_default():
+        logits, = tf.import_graph_def(graph_def, return_elements=["logits:0"])
+        with tf.Session() as sess:
+            frozen = sess.run(logits, {"import/image:0": images})
+
+    def restored(use_ema):
+        with tf.Graph().as_default():
+            config = evaler.model_config_of(json.load(open(os.path.join(run_dir,
+                                                                        "config.json"))))
+            out = ssgan.networks(config)[0](tf.constant(images), training=False)
+            names = ssgan.ema_restore_map(tf.global_variables(), use_ema)
+            with tf.Session() as sess:
+                tf.train.Saver(names).restore(sess, checkpoint)
+                return sess.run(out)[:, :10]
+    np.testing.assert_allclose(frozen, restored(True), rtol=1e-4, atol=1e-5)
+    assert not np.allclose(frozen, restored(False), rtol=1e-4, atol=1e-5)
