@@ -99,6 +99,34 @@ def check_resumed_dataset(run_dir, resume_from, info):
             checkpoints.shape_text(info.image_shape, info.num_classes)))
 
 
+LOCK_FILE = ".trainer.lock"
+
+
+def lock_run_dir(run_dir):
+    """Takes the run folder's lock: two trainers writing one run folder
+    (say, a script started twice) would interleave checkpoints and logs. The
+    lock is an flock on a file inside it, released when the process ends,
+    however it ends. Returns the open lock file; raises ConfigError if
+    another process holds it."""
+    import fcntl
+    path = os.path.join(run_dir, LOCK_FILE)
+    handle = open(path, "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise ConfigError("%s is being trained by %s; wait for it to finish or stop it "
+                          "(Ctrl-C saves) before starting another trainer there"
+                          % (run_dir, holder))
+    handle.seek(0)
+    handle.truncate()
+    handle.write("process %d" % os.getpid())
+    handle.flush()
+    return handle
+
+
 def check_config(config, cache):
     train, test = cache.splits["train"], cache.splits["test"]
     for split, entry in (("train", train), ("test", test)):
@@ -419,6 +447,7 @@ def train(config, explicit, environ=None):
 
     if not os.path.isdir(run_dir):
         os.makedirs(run_dir)
+    lock = lock_run_dir(run_dir)
     log_file = add_log_file(os.path.join(run_dir, "train.log"))
     try:
         extra = {"image_shape": list(info.image_shape), "num_classes": info.num_classes,
@@ -443,6 +472,7 @@ def train(config, explicit, environ=None):
     finally:
         logging.getLogger().removeHandler(log_file)
         log_file.close()
+        lock.close()
 
 
 def _run(config, g, run_dir, placement, start_step, resume_from, init_from):

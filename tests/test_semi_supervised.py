@@ -149,21 +149,25 @@ def test_supervised_method_never_trains_g(data, tmp_path):
 def test_unlabeled_images_beat_the_labels_alone(tmp_path):
     """The point of the method: 10 labels per class plus unlabeled images
     beat the same D trained on the same 100 labels alone, after the same
-    number of D updates (fixed seeds; bars data, see easydata)."""
+    number of D updates (bars data, see easydata; fixed seeds).
+
+    On these bars the gain depends on the seed: seed 0 measured 0.444 vs
+    0.314 here, seed 1 0.438 vs 0.406 (and no gain at twice the steps). The
+    real-data evidence is the README's Fashion-MNIST table (+5.7 points)."""
     from easydata import make_bars_dataset
     folder = make_bars_dataset(str(tmp_path / "bars"))
     common = ["--dataset", folder, "--arch", "paper", "--num_labeled", "100",
               "--batch_size", "50", "--n_z", "32", "--learning_rate_d", "0.003",
-              "--learning_rate_g", "0.003", "--log_step", "500", "--test_sample_step", "100000",
+              "--learning_rate_g", "0.003", "--log_step", "1000", "--test_sample_step", "100000",
               "--output_save_step", "100000", "--seed", "0"]
     accuracy = {}
-    for method, steps in (("supervised", 1500), ("improved_gan", 3000)):
+    for method, steps in (("supervised", 2000), ("improved_gan", 4000)):
         run_dir = str(tmp_path / method)
         assert trainer.main(common + ["--method", method, "--max_training_steps", str(steps),
                                       "--train_dir", run_dir]) == 0
         accuracy[method] = evaler.run(evaler.parse_args(
             ["--checkpoint", run_dir, "--samples_per_class", "0"]))["accuracy"]
-    assert accuracy["improved_gan"] >= accuracy["supervised"] + 0.03, accuracy
+    assert accuracy["improved_gan"] >= accuracy["supervised"] + 0.05, accuracy
 
 
 def test_export_freezes_the_moving_average_weights(semi_run, tmp_path):
@@ -192,3 +196,16 @@ def test_export_freezes_the_moving_average_weights(semi_run, tmp_path):
                 return sess.run(out)[:, :10]
     np.testing.assert_allclose(frozen, restored(True), rtol=1e-4, atol=1e-5)
     assert not np.allclose(frozen, restored(False), rtol=1e-4, atol=1e-5)
+
+
+def test_a_second_trainer_on_a_run_folder_is_refused(semi_run, data, capsys):
+    """Two trainers must not write one run folder (a script started twice)."""
+    run_dir = semi_run[0]
+    held = trainer.lock_run_dir(run_dir)
+    try:
+        assert trainer.main(["--dataset", data["easy"], "--train_dir", run_dir,
+                             "--max_training_steps", "60"]) == 2
+        assert "is being trained by process %d" % os.getpid() in capsys.readouterr().err
+    finally:
+        held.close()
+    assert not [f for f in os.listdir(run_dir) if f.startswith("model-6")]  # nothing trained
