@@ -74,13 +74,9 @@ def summarize(labels, predictions, num_classes, seconds):
 
 
 def model_config_of(saved):
-    """The ModelConfig of a run's saved config.json (older runs: the reference nets)."""
+    """The ModelConfig of a run's saved config.json."""
     import model as ssgan
-    return ssgan.ModelConfig(tuple(saved["image_shape"]), saved["num_classes"], saved["n_z"],
-                             saved["norm_type"], saved["deconv_type"], saved["bn_decay"],
-                             saved.get("arch", "reference"),
-                             os.path.basename(os.path.normpath(saved["dataset"])).upper(),
-                             saved.get("minibatch_kernels", 0))
+    return ssgan.config_from_flags(saved, saved["image_shape"], saved["num_classes"])
 
 
 def evaluate(checkpoint, model_config, cache, split, batch_size, session_config=None,

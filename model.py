@@ -9,6 +9,7 @@ The discriminator is a (K+1)-way classifier: K real classes and "fake".
 """
 
 import collections
+import os
 
 import numpy as np
 import tensorflow.compat.v1 as tf
@@ -35,6 +36,15 @@ n_z (noise size), norm_type, deconv_type, bn_decay (batch-norm moving-average de
 (these four for the reference networks), arch ("reference" or "paper"),
 dataset_name (picks the paper's conv widths: SVHN or CIFAR10), minibatch_kernels
 (0: no minibatch discrimination layer in D)."""
+
+def config_from_flags(flags, image_shape, num_classes):
+    """The ModelConfig of a run's flags (a dict: TrainConfig._asdict() or a
+    saved config.json; runs from before --arch get the reference networks)."""
+    return ModelConfig(tuple(image_shape), num_classes, flags["n_z"], flags["norm_type"],
+                       flags["deconv_type"], flags["bn_decay"], flags.get("arch", "reference"),
+                       os.path.basename(os.path.normpath(flags["dataset"])).upper(),
+                       flags.get("minibatch_kernels", 0))
+
 
 OptimConfig = collections.namedtuple(
     "OptimConfig", "learning_rate_d learning_rate_g beta1 clip_norm lr_decay_start total_steps "

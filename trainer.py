@@ -145,15 +145,6 @@ Graph = collections.namedtuple(
 INIT_BATCH = 500  # the paper's data-dependent initialisation batch (trainx[:500])
 
 
-def model_config(config, info):
-    """The ModelConfig of the run's flags and dataset."""
-    import model as ssgan
-    return ssgan.ModelConfig(tuple(info.image_shape), info.num_classes, config.n_z,
-                             config.norm_type, config.deconv_type, config.bn_decay, config.arch,
-                             os.path.basename(os.path.normpath(config.dataset)).upper(),
-                             config.minibatch_kernels)
-
-
 def feature_norm(config, image_shape):
     """The feature-matching distance: the flag, or the paper's per network."""
     if config.feature_matching != "auto":
@@ -192,7 +183,7 @@ def build_graph(config, info, cache, start_step, rank=None, workers=None, labele
         num_shards, shard_index = rank.size, rank.rank
     if workers is not None:
         num_shards, shard_index = workers.num_workers, workers.worker_index
-    cfg = model_config(config, info)
+    cfg = ssgan.config_from_flags(config._asdict(), info.image_shape, info.num_classes)
     graph = tf.Graph()
     with graph.as_default(), (tf.device(cluster.device_setter(workers)) if workers
                               else contextlib.nullcontext()):
