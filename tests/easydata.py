@@ -30,27 +30,33 @@ def make_easy_dataset(folder, num_train=640, num_test=200, size=16, channels=1,
     return folder
 
 
-def bars_arrays(num, num_classes=10, width=48, bar=2, noise=30, seed=0):
-    """Class c is a short horizontal bar in row band c (rows 2c, 2c+1) at a
-    random horizontal position, on a dark noisy background: [num, 2K, width, 1].
+def prototype_arrays(num, num_classes=10, size=16, nuisance=2.0, seed=0):
+    """Class c is a fixed smooth random image (its prototype) plus a random
+    mix of four smooth patterns shared by every class, with twice the
+    prototypes' scale, plus pixel noise: [num, size, size, 1].
 
-    The classes are separated (no two share a row) while each class is a
-    chain of images whose bars overlap their neighbours' by bar - 1 pixels,
-    so the unlabeled images connect a class's positions. Ten labels per class
-    leave many positions unseen: a classifier trained on the labels alone has
-    never seen most pixels lit, which is what unlabeled data can fix."""
+    The shared patterns dominate the distances between images, so ten
+    labeled examples per class say little about where a class ends; the
+    many unlabeled images show the clusters. The prototypes and patterns are
+    the same for every split (fixed seed); `seed` draws the examples."""
+    from scipy.ndimage import gaussian_filter
+    shapes = np.random.RandomState(123)
+    prototypes = np.stack([gaussian_filter(shapes.normal(size=(size, size)), 1.5)
+                           for _ in range(num_classes)])
+    prototypes /= prototypes.std(axis=(1, 2), keepdims=True)
+    patterns = np.stack([gaussian_filter(shapes.normal(size=(size, size)), 2.5)
+                         for _ in range(4)])
+    patterns /= patterns.std(axis=(1, 2), keepdims=True)
     rs = np.random.RandomState(seed)
     labels = np.arange(num) % num_classes
     rs.shuffle(labels)
-    images = rs.randint(0, noise, (num, 2 * num_classes, width, 1))
-    columns = rs.randint(0, width - bar + 1, num)
-    for n, c in enumerate(labels):
-        images[n, 2 * c:2 * c + 2, columns[n]:columns[n] + bar, :] = 200
-    return images.astype(np.uint8), labels
+    mix = rs.normal(size=(num, 4)) * nuisance
+    x = prototypes[labels] + np.tensordot(mix, patterns, 1) + rs.normal(size=(num, size, size)) * 0.3
+    return np.clip(128 + 30 * x, 0, 255).astype(np.uint8)[..., None], labels
 
 
-def make_bars_dataset(folder, num_train=3000, num_test=500):
+def make_prototype_dataset(folder, num_train=3000, num_test=500):
     os.makedirs(folder)
-    store.write_dataset(folder, [("train",) + bars_arrays(num_train, seed=1),
-                                 ("test",) + bars_arrays(num_test, seed=2)], 10)
+    store.write_dataset(folder, [("train",) + prototype_arrays(num_train, seed=1),
+                                 ("test",) + prototype_arrays(num_test, seed=2)], 10)
     return folder

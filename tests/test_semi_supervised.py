@@ -149,13 +149,13 @@ def test_supervised_method_never_trains_g(data, tmp_path):
 def test_unlabeled_images_beat_the_labels_alone(tmp_path):
     """The point of the method: 10 labels per class plus unlabeled images
     beat the same D trained on the same 100 labels alone, after the same
-    number of D updates (bars data, see easydata; fixed seeds).
+    number of D updates (fixed seeds; prototype data, see easydata).
 
-    On these bars the gain depends on the seed: seed 0 measured 0.444 vs
-    0.314 here, seed 1 0.438 vs 0.406 (and no gain at twice the steps). The
-    real-data evidence is the README's Fashion-MNIST table (+5.7 points)."""
-    from easydata import make_bars_dataset
-    folder = make_bars_dataset(str(tmp_path / "bars"))
+    Measured with these settings for four seeds of the training run (this
+    one is seed 0): 0.674 vs 0.468, 0.680 vs 0.406, 0.666 vs 0.450, and at
+    half the steps 0.614 vs 0.466."""
+    from easydata import make_prototype_dataset
+    folder = make_prototype_dataset(str(tmp_path / "prototypes"))
     common = ["--dataset", folder, "--arch", "paper", "--num_labeled", "100",
               "--batch_size", "50", "--n_z", "32", "--learning_rate_d", "0.003",
               "--learning_rate_g", "0.003", "--log_step", "1000", "--test_sample_step", "100000",
@@ -167,7 +167,7 @@ def test_unlabeled_images_beat_the_labels_alone(tmp_path):
                                       "--train_dir", run_dir]) == 0
         accuracy[method] = evaler.run(evaler.parse_args(
             ["--checkpoint", run_dir, "--samples_per_class", "0"]))["accuracy"]
-    assert accuracy["improved_gan"] >= accuracy["supervised"] + 0.05, accuracy
+    assert accuracy["improved_gan"] >= accuracy["supervised"] + 0.10, accuracy
 
 
 def test_export_freezes_the_moving_average_weights(semi_run, tmp_path):
