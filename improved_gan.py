@@ -21,30 +21,22 @@ import collections
 
 import tensorflow.compat.v1 as tf
 
+from model import check_logits, check_same_batch, classification_accuracy
+
 FEATURE_NORMS = ("l2", "l1")
-
-
-def _check_logits(name, logits, num_classes):
-    shape = logits.shape.as_list()
-    if len(shape) != 2 or shape[1] != num_classes + 1:
-        raise ValueError("%s: logits have shape %s, expected [B, %d] (K=%d classes + fake)"
-                         % (name, logits.shape, num_classes + 1, num_classes))
 
 
 def class_logits(logits, num_classes):
     """[B, K+1] -> [B, K]: the class logits with the fake logit moved to 0."""
-    _check_logits("class_logits", logits, num_classes)
+    check_logits("class_logits", logits, num_classes)
     return logits[:, :num_classes] - logits[:, num_classes:]
 
 
 def labeled_loss(logits, labels, num_classes):
     """mean over the batch of LSE(l) - l_y: softmax cross-entropy of the K
     class logits against the labels. logits [B, K+1], labels [B] int."""
-    _check_logits("labeled_loss", logits, num_classes)
-    if logits.shape[0] is not None and labels.shape[0] is not None and \
-            int(logits.shape[0]) != int(labels.shape[0]):
-        raise ValueError("labeled_loss: logits have shape %s but labels %s"
-                         % (logits.shape, labels.shape))
+    check_logits("labeled_loss", logits, num_classes)
+    check_same_batch("labeled_loss", logits, labels)
     return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
         labels=tf.cast(labels, tf.int32), logits=class_logits(logits, num_classes)))
 
@@ -82,13 +74,6 @@ def feature_matching_loss(real_features, fake_features, norm="l2"):
     return tf.reduce_mean(tf.square(difference))
 
 
-def accuracy(logits, labels, num_classes):
-    """Fraction of the batch whose argmax over the K class logits is the label."""
-    predictions = tf.argmax(class_logits(logits, num_classes), axis=1, output_type=tf.int32)
-    return tf.reduce_mean(tf.cast(tf.equal(predictions, tf.cast(labels, tf.int32)),
-                                  tf.float32))
-
-
 ImprovedGANLosses = collections.namedtuple(
     "ImprovedGANLosses", "d_loss loss_lab loss_unl g_loss feature_matching supervised_loss "
                          "accuracy")
@@ -111,7 +96,7 @@ def build_losses(model, unlabeled_weight=1.0, real_label=1.0, feature_norm="l2")
     return ImprovedGANLosses(
         d_loss=d_loss, loss_lab=loss_lab, loss_unl=loss_unl,
         g_loss=matching, feature_matching=matching, supervised_loss=loss_lab,
-        accuracy=accuracy(model.labeled_logits, model.labels, k))
+        accuracy=classification_accuracy(model.labeled_logits, model.labels, k))
 
 
 # Training helpers from the paper: historical averaging, the learning-rate

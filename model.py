@@ -247,14 +247,14 @@ def data_init_ops(config, images, z):
 
 # Losses: pure functions of tensors.
 
-def _check_logits(name, logits, num_classes):
+def check_logits(name, logits, num_classes):
     shape = logits.shape.as_list()
     if len(shape) != 2 or shape[1] != num_classes + 1:
         raise ValueError("%s: logits have shape %s, expected [B, %d] (K=%d classes + fake)"
                          % (name, logits.shape, num_classes + 1, num_classes))
 
 
-def _check_same_batch(name, a, b):
+def check_same_batch(name, a, b):
     if a.shape[0] is not None and b.shape[0] is not None and int(a.shape[0]) != int(b.shape[0]):
         raise ValueError("%s: batch sizes differ, %s vs %s" % (name, a.shape, b.shape))
 
@@ -272,9 +272,9 @@ def discriminator_losses(real_logits, fake_logits, labels, num_classes,
     Returns:
       (d_loss_real [B], d_loss_fake [B]).
     """
-    _check_logits("discriminator_losses", real_logits, num_classes)
-    _check_logits("discriminator_losses", fake_logits, num_classes)
-    _check_same_batch("discriminator_losses", real_logits, labels)
+    check_logits("discriminator_losses", real_logits, num_classes)
+    check_logits("discriminator_losses", fake_logits, num_classes)
+    check_same_batch("discriminator_losses", real_logits, labels)
     real_target = tf.one_hot(labels, num_classes + 1)  # never hot at index K
     fake_target = tf.constant([(1.0 - alpha) / num_classes] * num_classes + [alpha])
     fake_target = tf.ones_like(fake_logits) * fake_target
@@ -288,7 +288,7 @@ def discriminator_losses(real_logits, fake_logits, labels, num_classes,
 def generator_gan_loss(fake_logits, num_classes):
     """The reference's G loss: mean(log(sigmoid(fake_logits[:, K]))), which G
     minimises (pushing D's "fake" score down); computed as -softplus(-x)."""
-    _check_logits("generator_gan_loss", fake_logits, num_classes)
+    check_logits("generator_gan_loss", fake_logits, num_classes)
     return tf.reduce_mean(-tf.nn.softplus(-fake_logits[:, num_classes]))
 
 
@@ -307,7 +307,7 @@ def unlabeled_real_loss(logits, num_classes):
     """Per-example -log P(not fake) = LSE(all K+1 logits) - LSE(K class
     logits): what the K+1-way classifier pays on an unlabeled real image.
     logits [B, K+1] -> [B]."""
-    _check_logits("unlabeled_real_loss", logits, num_classes)
+    check_logits("unlabeled_real_loss", logits, num_classes)
     return (tf.reduce_logsumexp(logits, axis=1)
             - tf.reduce_logsumexp(logits[:, :num_classes], axis=1))
 
@@ -315,14 +315,14 @@ def unlabeled_real_loss(logits, num_classes):
 def supervised_loss(real_logits, labels, num_classes):
     """Logged, not optimised: mean Huber loss between one_hot(y) and
     sigmoid(real_logits[:, :K])."""
-    _check_logits("supervised_loss", real_logits, num_classes)
+    check_logits("supervised_loss", real_logits, num_classes)
     return tf.reduce_mean(ops.huber_loss(tf.one_hot(labels, num_classes),
                                          tf.sigmoid(real_logits[:, :num_classes])))
 
 
 def classification_accuracy(real_logits, labels, num_classes):
     """Fraction of the batch whose argmax over the K class logits is the label."""
-    _check_logits("classification_accuracy", real_logits, num_classes)
+    check_logits("classification_accuracy", real_logits, num_classes)
     predictions = tf.argmax(real_logits[:, :num_classes], axis=1, output_type=tf.int32)
     return tf.reduce_mean(tf.cast(tf.equal(predictions, tf.cast(labels, tf.int32)), tf.float32))
 
