@@ -1,11 +1,17 @@
 """Layers of the SSGAN networks, written with tf.get_variable and tf.nn only,
 so they build the same graph on TF 1.15 and on TF 2.x (compat.v1).
 
-Every layer opens its own variable scope; tensors are NHWC float32.
+Every layer opens its own variable scope; tensors are NHWC. Layers compute in
+their input's dtype (float32, or bfloat16 / float16 under --precision): they
+ask tf.get_variable for weights of that dtype, and precision.variable_getter
+stores those as float32 and casts them on reading. Normalisation parameters
+and statistics (batch, instance and weight norm) stay float32.
 Initialisers follow the reference: Glorot-uniform weights for convolutions
 and fully connected layers (slim's default), truncated normal (stddev 0.01)
 for transposed convolutions, zero biases.
 """
+
+import contextlib
 
 import numpy as np
 import tensorflow.compat.v1 as tf
@@ -14,6 +20,7 @@ NORM_TYPES = ("batch", "instance", "None")
 DECONV_TYPES = ("bilinear", "nn", "transpose")
 BATCH_NORM_EPSILON = 1e-3  # contrib.layers.batch_norm's default, as the reference used
 INSTANCE_NORM_EPSILON = 1e-6
+FAST_UPSAMPLE_CONV = True  # upsample_conv2d as separable matmuls (False: resize, then conv2d)
 
 
 def leaky_relu(x, leak=0.2):
@@ -38,6 +45,16 @@ def huber_loss(labels, predictions, delta=1.0):
                     delta * residual - 0.5 * delta * delta)
 
 
+def add_bias(y, b):
+    """y + b over the last axis. In float32 tf.nn.bias_add, which oneDNN fuses
+    into the convolution; in 16-bit dtypes a broadcast add, because
+    BiasAddGrad sums bfloat16 in bfloat16 (2-3% off over a batch of
+    feature maps) while the add's gradient (a reduce_sum) sums in float32."""
+    if y.dtype == tf.float32:
+        return tf.nn.bias_add(y, b)
+    return y + b
+
+
 def _channels(x):
     return int(x.shape[-1])
 
@@ -48,10 +65,10 @@ def conv2d(x, out_channels, k=3, s=2, name="conv"):
     [B, H, W, C] -> [B, ceil(H / s), ceil(W / s), out_channels].
     """
     with tf.variable_scope(name):
-        w = tf.get_variable("weights", [k, k, _channels(x), out_channels],
+        w = tf.get_variable("weights", [k, k, _channels(x), out_channels], x.dtype,
                             initializer=tf.glorot_uniform_initializer())
-        b = tf.get_variable("biases", [out_channels], initializer=tf.zeros_initializer())
-        return tf.nn.bias_add(tf.nn.conv2d(x, w, [1, s, s, 1], "SAME"), b)
+        b = tf.get_variable("biases", [out_channels], x.dtype, initializer=tf.zeros_initializer())
+        return add_bias(tf.nn.conv2d(x, w, [1, s, s, 1], "SAME"), b)
 
 
 def conv2d_transpose(x, out_channels, k=3, s=2, name="deconv"):
@@ -61,14 +78,14 @@ def conv2d_transpose(x, out_channels, k=3, s=2, name="deconv"):
     """
     with tf.variable_scope(name):
         batch, height, width, _ = x.shape.as_list()
-        w = tf.get_variable("weights", [k, k, out_channels, _channels(x)],
+        w = tf.get_variable("weights", [k, k, out_channels, _channels(x)], x.dtype,
                             initializer=tf.truncated_normal_initializer(stddev=0.01))
-        b = tf.get_variable("biases", [out_channels], initializer=tf.zeros_initializer())
+        b = tf.get_variable("biases", [out_channels], x.dtype, initializer=tf.zeros_initializer())
         batch = batch if batch is not None else tf.shape(x)[0]
         output_shape = tf.stack([batch, height * s, width * s, out_channels])
         y = tf.nn.conv2d_transpose(x, w, output_shape, [1, s, s, 1], "SAME")
         y = tf.reshape(y, [-1, height * s, width * s, out_channels])  # static shape
-        return tf.nn.bias_add(y, b)
+        return add_bias(y, b)
 
 
 def _resize(x, size, method):
@@ -79,27 +96,72 @@ def _resize(x, size, method):
     raise ValueError("upsampling method must be 'bilinear' or 'nn', got %r" % method)
 
 
-def _upsample_conv_from_1x1(x, w, method, s):
-    """conv2d(resize(x)) for a 1 x 1 input, as one matmul.
+def _resize_matrix(n, s, method):
+    """A [s * n, n]: resizing one axis of length n by s is y = A x. Found by
+    resizing the n one-hot images with TensorFlow itself, so it is exactly
+    TF's resize (corner alignment and all)."""
+    basis = tf.reshape(tf.eye(n), [n, n, 1, 1])  # n images of size n x 1
+    return tf.transpose(tf.reshape(_resize(basis, [s * n, 1], method), [n, s * n]))
 
-    Resizing a 1 x 1 map replicates it, so each output pixel is x times the
-    sum of the kernel taps that land inside the (zero-padded) s x s map. The
-    tap pattern is found by running the same resize and padding on a 1 x 1
-    image of ones, so the result equals the resize-then-conv path; it costs
-    B * C_in * s * s * C_out multiply-adds instead of B * s * s * k * k *
-    C_in * C_out, and runs as a dense matmul rather than a convolution over
-    a tiny map, which oneDNN does slowly.
-    """
-    k, _, c_in, c_out = w.shape.as_list()
+
+def _tap_matrix(n, s, k, method):
+    """M [s * n, n * k], M[p, (h, d)] = A[p + d - k // 2, h]: the weight of
+    input position h in what kernel tap d reads at output position p of a
+    resize-by-s then 'SAME' k-tap convolution (0 where the tap reads padding)."""
     pad = k // 2
-    ones = _resize(tf.ones([1, 1, 1, 1]), [s, s], method)
-    padded = tf.pad(ones, [[0, 0], [pad, pad], [pad, pad], [0, 0]])
-    taps = tf.stack([tf.reshape(padded[0, i:i + s, j:j + s, 0], [s * s])
-                     for i in range(k) for j in range(k)], axis=1)  # [s*s, k*k]
-    kernel = tf.matmul(taps, tf.reshape(w, [k * k, c_in * c_out]))  # [s*s, C_in*C_out]
-    kernel = tf.transpose(tf.reshape(kernel, [s * s, c_in, c_out]), [1, 0, 2])
-    y = tf.matmul(tf.reshape(x, [-1, c_in]), tf.reshape(kernel, [c_in, s * s * c_out]))
-    return tf.reshape(y, [-1, s, s, c_out])
+    a = tf.pad(_resize_matrix(n, s, method), [[pad, pad], [0, 0]])
+    return tf.reshape(tf.stack([a[d:d + s * n] for d in range(k)], axis=2), [s * n, n * k])
+
+
+def _weight_bound(x, k, c_out):
+    """Whether a k x k upsampling conv of x to c_out channels has more kernel
+    columns (k * k * c_out) than the batch has input pixels: the generator's
+    first blocks at small batches."""
+    batch, height, width, _ = x.shape.as_list()
+    return batch is not None and batch * height * width < k * k * c_out
+
+
+def _upsample_conv_separable(x, w, method, s):
+    """conv2d(resize(x, s), w, 'SAME') without resizing.
+
+    Resizing acts on space and the kernel's channel mixing on channels, so
+    they commute: every input pixel is first multiplied by each of the k x k
+    kernel taps (one matmul at the input's resolution, a quarter of the
+    convolution's multiply-adds for s = 2), then the taps' results are
+    resized, shifted and summed by two small matmuls with the constant
+    matrices of _tap_matrix, one per image axis (resizing is separable).
+    Equal to the resize-then-conv path up to float rounding, and 2-3x
+    faster on CPUs for the generator's layers, forward and backward: the
+    resize's gradient and convolutions over small maps are slow there.
+    """
+    _, height, width, c_in = x.shape.as_list()
+    k, _, _, c_out = w.shape.as_list()
+    if _weight_bound(x, k, c_out):  # one matmul per tap: the kernel is never transposed
+        z = tf.matmul(tf.reshape(x, [1, -1, c_in]), tf.reshape(w, [k * k, c_in, c_out]))
+        z = tf.transpose(tf.reshape(z, [k, k, -1, height, width, c_out]), [2, 3, 0, 4, 1, 5])
+    else:
+        taps = tf.reshape(tf.transpose(w, [2, 0, 1, 3]), [c_in, k * k * c_out])
+        z = tf.matmul(tf.reshape(x, [-1, c_in]), taps)  # [B*H*W, (dy, dx, C_out)]
+        z = tf.transpose(tf.reshape(z, [-1, height, width, k, k, c_out]), [0, 1, 3, 2, 4, 5])
+    # z: [B, H, dy, W, dx, C_out], every input pixel times every tap.
+    along_w = tf.cast(_tap_matrix(width, s, k, method), x.dtype)  # [sW, W*k]
+    y = tf.matmul(along_w, tf.reshape(z, [-1, width * k, c_out]))  # [B*H*k, sW, C_out]
+    along_h = tf.cast(_tap_matrix(height, s, k, method), x.dtype)  # [sH, H*k]
+    y = tf.matmul(along_h, tf.reshape(y, [-1, height * k, s * width * c_out]))
+    return tf.reshape(y, [-1, s * height, s * width, c_out])
+
+
+@contextlib.contextmanager
+def resize_then_conv():
+    """Within it, upsample_conv2d builds the literal resize then conv2d:
+    the same function and variables as its faster default form (tests
+    compare the two; the benchmark counts the model's FLOPs on this one)."""
+    global FAST_UPSAMPLE_CONV
+    saved, FAST_UPSAMPLE_CONV = FAST_UPSAMPLE_CONV, False
+    try:
+        yield
+    finally:
+        FAST_UPSAMPLE_CONV = saved
 
 
 def upsample_conv2d(x, out_channels, method, k=3, s=2, name="deconv"):
@@ -111,25 +173,27 @@ def upsample_conv2d(x, out_channels, method, k=3, s=2, name="deconv"):
         if method not in ("bilinear", "nn"):
             raise ValueError("upsampling method must be 'bilinear' or 'nn', got %r" % method)
         height, width = x.shape.as_list()[1:3]
-        if (height, width) == (1, 1) and s > 1:
-            with tf.variable_scope("conv"):
-                w = tf.get_variable("weights", [k, k, _channels(x), out_channels],
-                                    initializer=tf.glorot_uniform_initializer())
-                b = tf.get_variable("biases", [out_channels], initializer=tf.zeros_initializer())
-                return tf.nn.bias_add(_upsample_conv_from_1x1(x, w, method, s), b)
-        if s > 1:  # resizing to the same size is the identity
-            x = _resize(x, [height * s, width * s], method)
-        return conv2d(x, out_channels, k=k, s=1, name="conv")
+        if s == 1:  # resizing to the same size is the identity
+            return conv2d(x, out_channels, k=k, s=1, name="conv")
+        if not FAST_UPSAMPLE_CONV:
+            return conv2d(_resize(x, [height * s, width * s], method), out_channels, k=k, s=1,
+                          name="conv")
+        with tf.variable_scope("conv"):
+            w = tf.get_variable("weights", [k, k, _channels(x), out_channels], x.dtype,
+                                initializer=tf.glorot_uniform_initializer())
+            b = tf.get_variable("biases", [out_channels], x.dtype,
+                                initializer=tf.zeros_initializer())
+            return add_bias(_upsample_conv_separable(x, w, method, s), b)
 
 
 def fully_connected(x, out_units, name="fc"):
     """Dense layer over the last axis: [..., D] -> [..., out_units]."""
     with tf.variable_scope(name):
         shape = x.shape.as_list()
-        w = tf.get_variable("weights", [shape[-1], out_units],
+        w = tf.get_variable("weights", [shape[-1], out_units], x.dtype,
                             initializer=tf.glorot_uniform_initializer())
-        b = tf.get_variable("biases", [out_units], initializer=tf.zeros_initializer())
-        y = tf.nn.bias_add(tf.matmul(tf.reshape(x, [-1, shape[-1]]), w), b)
+        b = tf.get_variable("biases", [out_units], x.dtype, initializer=tf.zeros_initializer())
+        y = add_bias(tf.matmul(tf.reshape(x, [-1, shape[-1]]), w), b)
         return tf.reshape(y, [-1] + shape[1:-1] + [out_units])
 
 
@@ -149,12 +213,14 @@ def batch_norm(x, training, update_stats=True, decay=0.99, name="batch_norm"):
     """
     with tf.variable_scope(name):
         channels = _channels(x)
-        beta = tf.get_variable("beta", [channels], initializer=tf.zeros_initializer())
-        gamma = tf.get_variable("gamma", [channels], initializer=tf.ones_initializer())
-        moving_mean = tf.get_variable("moving_mean", [channels], trainable=False,
-                                      initializer=tf.zeros_initializer())
-        moving_variance = tf.get_variable("moving_variance", [channels], trainable=False,
-                                          initializer=tf.ones_initializer())
+        # float32 whatever x's dtype: fused batch norm takes bfloat16 / float16
+        # x with float32 parameters and statistics.
+        beta = tf.get_variable("beta", [channels], tf.float32, tf.zeros_initializer())
+        gamma = tf.get_variable("gamma", [channels], tf.float32, tf.ones_initializer())
+        moving_mean = tf.get_variable("moving_mean", [channels], tf.float32,
+                                      tf.zeros_initializer(), trainable=False)
+        moving_variance = tf.get_variable("moving_variance", [channels], tf.float32,
+                                          tf.ones_initializer(), trainable=False)
         if not training:
             y, _, _ = tf.nn.fused_batch_norm(x, gamma, beta, mean=moving_mean,
                                              variance=moving_variance,
@@ -173,12 +239,14 @@ def instance_norm(x, name="instance_norm"):
     """Normalises each example's channels over H and W, with learned scale and offset."""
     with tf.variable_scope(name):
         channels = _channels(x)
-        scale = tf.get_variable("scale", [channels],
-                                initializer=tf.random_normal_initializer(1.0, 0.02))
-        offset = tf.get_variable("offset", [channels],
-                                 initializer=tf.random_normal_initializer(0.0, 0.02))
-        mean, variance = tf.nn.moments(x, axes=[1, 2], keep_dims=True)
-        return scale * (x - mean) * tf.rsqrt(variance + INSTANCE_NORM_EPSILON) + offset
+        scale = tf.get_variable("scale", [channels], tf.float32,
+                                tf.random_normal_initializer(1.0, 0.02))
+        offset = tf.get_variable("offset", [channels], tf.float32,
+                                 tf.random_normal_initializer(0.0, 0.02))
+        x32 = tf.cast(x, tf.float32)  # statistics in float32 whatever x's dtype
+        mean, variance = tf.nn.moments(x32, axes=[1, 2], keep_dims=True)
+        y = scale * (x32 - mean) * tf.rsqrt(variance + INSTANCE_NORM_EPSILON) + offset
+        return tf.cast(y, x.dtype)
 
 
 def activate_and_normalize(x, activation, norm_type, training, update_stats=True,
@@ -221,19 +289,23 @@ def _weight_norm_output(linear, v_shape, v_axes, scale_shape, out_axes, init, tr
       out_axes: the axes of the output averaged for the init statistics.
     """
     units = max(scale_shape)
-    v = tf.get_variable("v", v_shape, initializer=tf.random_normal_initializer(0.0, stddev))
-    g = tf.get_variable("g", [units], initializer=tf.ones_initializer(), trainable=train_scale)
-    b = tf.get_variable("b", [units], initializer=tf.zeros_initializer())
+    # The weights are normalised in float32 and only their product with the
+    # input runs in the input's dtype (linear receives w in float32).
+    v = tf.get_variable("v", v_shape, tf.float32, tf.random_normal_initializer(0.0, stddev))
+    g = tf.get_variable("g", [units], tf.float32, tf.ones_initializer(), trainable=train_scale)
+    b = tf.get_variable("b", [units], tf.float32, tf.zeros_initializer())
     direction = v * tf.rsqrt(WEIGHT_NORM_EPSILON + tf.reduce_sum(tf.square(v), axis=v_axes,
                                                                 keepdims=True))
     if init:
-        t = linear(direction)
+        y = linear(direction)
+        t = tf.cast(y, tf.float32)
         mean, variance = tf.nn.moments(t, axes=out_axes)
         inv_std = init_stdv * tf.rsqrt(variance + 1e-12)
         tf.add_to_collection(WEIGHT_NORM_INIT, tf.assign(g, inv_std))
         tf.add_to_collection(WEIGHT_NORM_INIT, tf.assign(b, -mean * inv_std))
-        return (t - mean) * inv_std
-    return tf.nn.bias_add(linear(direction * tf.reshape(g, scale_shape)), b)
+        return tf.cast((t - mean) * inv_std, y.dtype)
+    y = linear(direction * tf.reshape(g, scale_shape))
+    return add_bias(y, tf.cast(b, y.dtype))
 
 
 def weight_norm_dense(x, units, init=False, train_scale=False, init_stdv=1.0, stddev=0.05,
@@ -243,7 +315,8 @@ def weight_norm_dense(x, units, init=False, train_scale=False, init_stdv=1.0, st
     the paper's code where hidden layers keep their data-initialised scale."""
     with tf.variable_scope(name):
         x = tf.reshape(x, [-1, int(np.prod(x.shape.as_list()[1:]))])
-        return _weight_norm_output(lambda w: tf.matmul(x, w), [int(x.shape[1]), units], (0,),
+        return _weight_norm_output(lambda w: tf.matmul(x, tf.cast(w, x.dtype)),
+                                   [int(x.shape[1]), units], (0,),
                                    [1, units], [0], init, train_scale, init_stdv, stddev)
 
 
@@ -258,7 +331,7 @@ def weight_norm_conv2d(x, out_channels, k=3, s=1, padding="SAME", init=False,
             x = tf.pad(x, [[0, 0], [padding, padding], [padding, padding], [0, 0]])
             padding = "VALID"
         return _weight_norm_output(
-            lambda w: tf.nn.conv2d(x, w, [1, s, s, 1], padding),
+            lambda w: tf.nn.conv2d(x, tf.cast(w, x.dtype), [1, s, s, 1], padding),
             [k, k, _channels(x), out_channels], (0, 1, 2), [1, 1, 1, out_channels], [0, 1, 2],
             init, train_scale, init_stdv, stddev)
 
@@ -272,7 +345,8 @@ def weight_norm_conv2d_transpose(x, out_channels, k=5, s=2, init=False, train_sc
         output_shape = tf.stack([batch, height * s, width * s, out_channels])
 
         def linear(w):
-            y = tf.nn.conv2d_transpose(x, w, output_shape, [1, s, s, 1], "SAME")
+            y = tf.nn.conv2d_transpose(x, tf.cast(w, x.dtype), output_shape, [1, s, s, 1],
+                                       "SAME")
             return tf.reshape(y, [-1, height * s, width * s, out_channels])
         return _weight_norm_output(linear, [k, k, out_channels, _channels(x)], (0, 1, 3),
                                    [1, 1, out_channels, 1], [0, 1, 2], init, train_scale,
@@ -283,7 +357,7 @@ def gaussian_noise(x, stddev, training):
     """x + N(0, stddev^2) noise in training; x at inference."""
     if not training or stddev == 0:
         return x
-    return x + tf.random_normal(tf.shape(x), stddev=stddev)
+    return x + tf.random_normal(tf.shape(x), stddev=stddev, dtype=x.dtype)
 
 
 def dropout(x, rate, training):
@@ -299,9 +373,10 @@ def batch_norm_no_scale(x, epsilon=1e-6, name="batch_norm"):
     and no scale: the paper's generators (nn.batch_norm(..., g=None)), which
     normalise with batch statistics at sampling time too. x: [B, ..., C]."""
     with tf.variable_scope(name):
-        beta = tf.get_variable("beta", [_channels(x)], initializer=tf.zeros_initializer())
-        mean, variance = tf.nn.moments(x, axes=list(range(len(x.shape) - 1)))
-        return (x - mean) * tf.rsqrt(variance + epsilon) + beta
+        beta = tf.get_variable("beta", [_channels(x)], tf.float32, tf.zeros_initializer())
+        x32 = tf.cast(x, tf.float32)  # statistics in float32 whatever x's dtype
+        mean, variance = tf.nn.moments(x32, axes=list(range(len(x.shape) - 1)))
+        return tf.cast((x32 - mean) * tf.rsqrt(variance + epsilon) + beta, x.dtype)
 
 
 def minibatch_discrimination(x, num_kernels=100, dim_per_kernel=5, init=False,
@@ -317,12 +392,13 @@ def minibatch_discrimination(x, num_kernels=100, dim_per_kernel=5, init=False,
     the outputs have mean 0 on the init batch (assigns go to WEIGHT_NORM_INIT).
     """
     with tf.variable_scope(name):
+        x = tf.cast(x, tf.float32)  # distances and exp in float32 whatever x's dtype
         features = int(x.shape[1])
-        theta = tf.get_variable("theta", [features, num_kernels, dim_per_kernel],
-                                initializer=tf.random_normal_initializer(0.0, 0.05))
-        log_scale = tf.get_variable("log_scale", [num_kernels, dim_per_kernel],
-                                    initializer=tf.zeros_initializer())
-        b = tf.get_variable("b", [num_kernels], initializer=tf.constant_initializer(-1.0))
+        theta = tf.get_variable("theta", [features, num_kernels, dim_per_kernel], tf.float32,
+                                tf.random_normal_initializer(0.0, 0.05))
+        log_scale = tf.get_variable("log_scale", [num_kernels, dim_per_kernel], tf.float32,
+                                    tf.zeros_initializer())
+        b = tf.get_variable("b", [num_kernels], tf.float32, tf.constant_initializer(-1.0))
         direction = theta * tf.rsqrt(tf.reduce_sum(tf.square(theta), axis=0, keepdims=True))
         w = direction if init else direction * tf.exp(log_scale)
         m = tf.tensordot(x, w, [[1], [0]])  # [B, kernels, dim]

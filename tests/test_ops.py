@@ -25,22 +25,39 @@ def test_huber_by_hand():
 
 
 @pytest.mark.parametrize("method", ["bilinear", "nn"])
-@pytest.mark.parametrize("size", [1, 2, 3])
+@pytest.mark.parametrize("size", [(1, 1), (2, 2), (3, 2), (4, 5)])
 def test_upsample_conv_equals_resize_then_conv(method, size):
-    # The 1x1 input takes a matmul shortcut; it must equal the plain path.
-    rs = np.random.RandomState(size)
-    x = rs.randn(3, size, size, 5).astype(np.float32)
+    # The separable matmul form must equal TF's resize then conv2d, values and
+    # gradients (with respect to the input and both variables).
+    # Small batches take the per-tap matmul form, larger ones and unknown
+    # batch sizes the transposed-kernel form.
+    rs = np.random.RandomState(sum(size))
+    x = rs.randn(3, size[0], size[1], 5).astype(np.float32)
+    dy = rs.randn(3, 2 * size[0], 2 * size[1], 4).astype(np.float32)
     with tf.Graph().as_default():
-        y = ops.upsample_conv2d(tf.constant(x), 4, method, name="up")
+        inputs = tf.constant(x)
+        if size == (4, 5):
+            inputs = tf.placeholder_with_default(inputs, [None, 4, 5, 5])
+        y = ops.upsample_conv2d(inputs, 4, method, name="up")
         with tf.variable_scope("up/conv", reuse=True):
             w, b = tf.get_variable("weights"), tf.get_variable("biases")
+        with ops.resize_then_conv(), tf.variable_scope(tf.get_variable_scope(), reuse=True):
+            plain = ops.upsample_conv2d(inputs, 4, method, name="up")
+        assert ops.FAST_UPSAMPLE_CONV
+        assert [op.type for op in plain.graph.get_operations() if op.type == "Conv2D"] == ["Conv2D"]
         resize = tf.image.resize_bilinear if method == "bilinear" else \
             tf.image.resize_nearest_neighbor
-        reference = tf.nn.conv2d(resize(tf.constant(x), [2 * size, 2 * size]), w, [1] * 4,
+        reference = tf.nn.conv2d(resize(inputs, [2 * size[0], 2 * size[1]]), w, [1] * 4,
                                  "SAME") + b
-        got, want = run([y, reference])
-    assert got.shape == (3, 2 * size, 2 * size, 4)
+        grads = tf.gradients(y, [inputs, w, b], dy)
+        reference_grads = tf.gradients(reference, [inputs, w, b], dy)
+        got, want, same_as_plain, grads, reference_grads = run(
+            [y, reference, plain, grads, reference_grads])
+    assert got.shape == (3, 2 * size[0], 2 * size[1], 4)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(same_as_plain, want, rtol=1e-5, atol=1e-5)
+    for g, r in zip(grads, reference_grads):
+        np.testing.assert_allclose(g, r, rtol=1e-4, atol=1e-4)
 
 
 def test_conv_and_transpose_shapes():
