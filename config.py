@@ -168,6 +168,12 @@ FLAGS = [
     ("run", "--device", dict(
         default="auto", choices=("auto", "cpu", "gpu", "npu"),
         help="auto: a GPU if TensorFlow sees one, else the CPU")),
+    ("run", "--precision", dict(
+        default="fp32", choices=("fp32", "bf16", "fp16"),
+        help="what the networks compute in; variables, optimizer state and losses stay "
+             "float32. bf16: CPUs with AVX-512 BF16 / AMX and recent GPUs (no loss scaling "
+             "needed). fp16: GPUs, with dynamic loss scaling; on the NPU it sets the adapter's "
+             "precision_mode allow_mix_precision. A resumed run keeps its precision")),
     ("run", "--precision_mode", dict(
         default=None,
         help="on the NPU, the Ascend adapter's precision_mode (allow_fp32_to_fp16, "
@@ -196,7 +202,8 @@ FLAGS = [
 
 # Flags that shape the networks: a resumed run must keep them.
 MODEL_FLAGS = ("n_z", "norm_type", "deconv_type", "batch_size", "arch", "minibatch_kernels",
-               "num_labeled", "data_seed", "method", "historical_averaging", "ema_decay")
+               "num_labeled", "data_seed", "method", "historical_averaging", "ema_decay",
+               "precision")
 
 
 def check_method_flags(config):

@@ -15,6 +15,7 @@ import numpy as np
 import tensorflow.compat.v1 as tf
 
 import ops
+import precision
 
 D_SCOPE = "Discriminator"
 G_SCOPE = "Generator"
@@ -48,13 +49,14 @@ def config_from_flags(flags, image_shape, num_classes):
 
 OptimConfig = collections.namedtuple(
     "OptimConfig", "learning_rate_d learning_rate_g beta1 clip_norm lr_decay_start total_steps "
-                   "historical_weight ema_decay")
-OptimConfig.__new__.__defaults__ = (0, 0, 0.0, 0.0)
+                   "historical_weight ema_decay loss_scaling")
+OptimConfig.__new__.__defaults__ = (0, 0, 0.0, 0.0, False)
 OptimConfig.__doc__ = """Adam learning rates and beta1, the global-norm clip;
 lr_decay_start / total_steps: linear decay of both rates to 0 between these
 steps (0: constant); historical_weight: weight of the historical-averaging
 penalty (0: off); ema_decay: decay of the moving average of D's weights
-kept for evaluation (0: none)."""
+kept for evaluation (0: none); loss_scaling: dynamic loss scaling of both
+losses (float16 training; see precision.DynamicLossScale)."""
 
 
 class Discriminator(object):
@@ -149,7 +151,8 @@ class Generator(object):
                                                    update_stats, self.bn_decay)
             with tf.variable_scope("deconv%d" % (num_blocks + 2)):
                 x = tf.tanh(self._upsample(x, channels, k=1, s=1))
-            return tf.image.resize_bilinear(x, [height, width])
+            # resize_bilinear returns float32 whatever its input's dtype
+            return tf.cast(tf.image.resize_bilinear(x, [height, width]), x.dtype)
 
 
 def networks(config):
@@ -193,7 +196,7 @@ def _batch_size(images):
 
 
 def build_model(images, labels, config, training, z=None, unlabeled_images=None,
-                d_getter=None):
+                d_getter=None, dtype=tf.float32):
     """Applies G and D to a step's batches.
 
     Args:
@@ -209,6 +212,9 @@ def build_model(images, labels, config, training, z=None, unlabeled_images=None,
         when every training image is labeled (images then serve as both).
       d_getter: optional custom getter for D's variables (e.g. to read their
         moving averages for evaluation).
+      dtype: what the networks compute in (float32, bfloat16 or float16; see
+        precision.py). Variables stay float32; the model's images, logits
+        and features are float32 whatever the dtype.
     """
     expected = list(config.image_shape)
     for batch in (images, unlabeled_images):
@@ -219,29 +225,41 @@ def build_model(images, labels, config, training, z=None, unlabeled_images=None,
     if z is None:
         z = sample_noise(_batch_size(real), config.n_z)
     discriminator, generator = networks(config)
-    fake_images = generator(z, training, update_stats=True)
-    with tf.variable_scope(tf.get_variable_scope(), custom_getter=d_getter):
-        real_logits, real_features = discriminator(real, training, update_stats=True,
-                                                   return_features=True)
+    getter = precision.variable_getter(dtype)
+
+    def to(tensors, to_dtype):
+        return [None if t is None else tf.cast(t, to_dtype) for t in tensors]
+    with tf.variable_scope(tf.get_variable_scope(), custom_getter=getter):
+        fake = generator(tf.cast(z, dtype), training, update_stats=True)
+    # The getter that casts is innermost, so it casts what d_getter returns.
+    with tf.variable_scope(tf.get_variable_scope(), custom_getter=d_getter), \
+            tf.variable_scope(tf.get_variable_scope(), custom_getter=getter):
+        real_c, images_c = to([real, images], dtype)
+        real_logits, real_features = to(discriminator(real_c, training, update_stats=True,
+                                                      return_features=True), tf.float32)
         labeled_logits = real_logits
         if unlabeled_images is not None:
-            labeled_logits = discriminator(images, training, update_stats=False)
-        fake_logits, fake_features = discriminator(fake_images, training, update_stats=False,
-                                                   return_features=True)
+            labeled_logits = tf.cast(discriminator(images_c, training, update_stats=False),
+                                     tf.float32)
+        fake_logits, fake_features = to(discriminator(fake, training, update_stats=False,
+                                                      return_features=True), tf.float32)
     return SSGANModel(images, tf.cast(labels, tf.int32), labeled_logits, real, real_logits,
-                      real_features, fake_images, fake_logits, fake_features,
+                      real_features, tf.cast(fake, tf.float32), fake_logits, fake_features,
                       config.num_classes)
 
 
-def data_init_ops(config, images, z):
+def data_init_ops(config, images, z, dtype=tf.float32):
     """The paper's data-dependent initialisation of the weight-normalised
     layers: D applied in init mode to `images` (a batch of training images)
-    and G to `z`. Returns the ops to run once after the variables are
-    initialised (an empty list for networks without such layers)."""
+    and G to `z`, computing in `dtype` as training will. Returns the ops to
+    run once after the variables are initialised (an empty list for
+    networks without such layers)."""
     discriminator, generator = networks(config)
     before = len(tf.get_collection(ops.WEIGHT_NORM_INIT))
-    generator(z, training=True, update_stats=False, init=True)
-    discriminator(images, training=True, update_stats=False, init=True)
+    with tf.variable_scope(tf.get_variable_scope(),
+                           custom_getter=precision.variable_getter(dtype)):
+        generator(tf.cast(z, dtype), training=True, update_stats=False, init=True)
+        discriminator(tf.cast(images, dtype), training=True, update_stats=False, init=True)
     return tf.get_collection(ops.WEIGHT_NORM_INIT)[before:]
 
 
@@ -406,7 +424,8 @@ def split_variables():
 
 
 def _minimize(loss, variables, learning_rate, beta1, clip_norm, global_step, update_ops, name,
-              wrap_optimizer=None, historical_weight=0.0):
+              wrap_optimizer=None, historical_weight=0.0, loss_scaling=False):
+    loss_scale = precision.DynamicLossScale(name + "_loss_scale") if loss_scaling else None
     with tf.name_scope(name):
         history_update = None
         if historical_weight > 0:
@@ -416,11 +435,21 @@ def _minimize(loss, variables, learning_rate, beta1, clip_norm, global_step, upd
         optimizer = tf.train.AdamOptimizer(learning_rate, beta1=beta1, name=name + "_adam")
         if wrap_optimizer is not None:
             optimizer = wrap_optimizer(optimizer)
+        if loss_scale is not None:
+            loss = loss_scale.scaled(loss)
         grads_and_vars = optimizer.compute_gradients(loss, var_list=variables)
         grads = [g for g, _ in grads_and_vars]
+        if loss_scale is not None:
+            grads, finite = loss_scale.unscale(grads)
         grads, _ = tf.clip_by_global_norm(grads, clip_norm)
         with tf.control_dependencies(update_ops):
-            step = optimizer.apply_gradients(zip(grads, variables), global_step=global_step)
+            if loss_scale is None:
+                step = optimizer.apply_gradients(zip(grads, variables), global_step=global_step)
+            else:  # an overflowing step changes no weight, only the scale (and the step count)
+                applied = precision.apply_if_finite(
+                    finite, lambda: optimizer.apply_gradients(zip(grads, variables)))
+                with tf.control_dependencies([applied, loss_scale.update(finite)]):
+                    step = tf.group(tf.assign_add(global_step, 1))
         if history_update is None:
             return step
         with tf.control_dependencies([step]):
@@ -452,10 +481,10 @@ def build_train_ops(losses, global_step, config, wrap_optimizer=None):
              for rate in (config.learning_rate_d, config.learning_rate_g)]
     d_train = _minimize(losses.d_loss, d_vars, rates[0], config.beta1,
                         config.clip_norm, global_step, d_updates + g_updates, "d_optimize",
-                        wrap_optimizer, config.historical_weight)
+                        wrap_optimizer, config.historical_weight, config.loss_scaling)
     g_train = _minimize(losses.g_loss, g_vars, rates[1], config.beta1,
                         config.clip_norm, global_step, d_updates + g_updates, "g_optimize",
-                        wrap_optimizer, config.historical_weight)
+                        wrap_optimizer, config.historical_weight, config.loss_scaling)
     ema, sync = None, tf.no_op(name="sync_averages")
     if config.ema_decay > 0:
         # num_updates warms the average up: decay min(ema_decay, (1 + t) / (10 + t)),

@@ -98,7 +98,7 @@ class MLPGenerator(object):
             x = (z + 1) / 2  # the paper's noise is U(0, 1)
             for i, units in enumerate(G_MLP_UNITS):
                 with tf.variable_scope("dense%d" % (i + 1)):
-                    w = tf.get_variable("weights", [int(x.shape[1]), units],
+                    w = tf.get_variable("weights", [int(x.shape[1]), units], x.dtype,
                                         initializer=tf.glorot_uniform_initializer())
                     x = tf.nn.softplus(ops.batch_norm_no_scale(tf.matmul(x, w)))
             # the paper's l2normalize: weight norm with a trained scale, no data init
@@ -161,13 +161,13 @@ class ConvGenerator(object):
             x = (z + 1) / 2
             with tf.variable_scope("dense"):
                 w = tf.get_variable("weights", [int(x.shape[1]), 4 * 4 * G_CONV_CHANNELS[0]],
-                                    initializer=tf.random_normal_initializer(0.0, 0.05))
+                                    x.dtype, tf.random_normal_initializer(0.0, 0.05))
                 x = tf.nn.relu(ops.batch_norm_no_scale(tf.matmul(x, w)))
             x = tf.reshape(x, [-1, 4, 4, G_CONV_CHANNELS[0]])
             for i, channels in enumerate(G_CONV_CHANNELS[1:]):
                 with tf.variable_scope("deconv%d" % (i + 1)):
                     w = tf.get_variable("weights", [5, 5, channels, int(x.shape[-1])],
-                                        initializer=tf.random_normal_initializer(0.0, 0.05))
+                                        x.dtype, tf.random_normal_initializer(0.0, 0.05))
                     size = int(x.shape[1]) * 2
                     x = tf.nn.conv2d_transpose(
                         x, w, tf.stack([tf.shape(x)[0], size, size, channels]), [1, 2, 2, 1],

@@ -163,7 +163,8 @@ def build_losses(config, model, global_step, image_shape):
                                      feature_norm(config, image_shape))
 
 
-def build_graph(config, info, cache, start_step, rank=None, workers=None, labeled=None):
+def build_graph(config, info, cache, start_step, rank=None, workers=None, labeled=None,
+                device="cpu"):
     """Builds the whole training graph: inputs, model, losses, train ops,
     summaries, samples, saver. `labeled`: positions of the labeled training
     examples (semi-supervised), or None for every label. With rank.size > 1
@@ -171,13 +172,16 @@ def build_graph(config, info, cache, start_step, rank=None, workers=None, labele
     all-reduced, and `broadcast` sets every card to rank 0's weights. With a
     TensorFlow cluster (`workers`, a cluster.ClusterInfo) variables live on
     the parameter servers, each worker reads its shard, and `sync`
-    aggregates gradients."""
+    aggregates gradients. `device` decides the networks' dtype with
+    --precision (the NPU's adapter converts a float32 graph itself)."""
     import contextlib
     import tensorflow.compat.v1 as tf
     import cluster
     import input_ops
     import model as ssgan
+    import precision
     import summaries
+    dtype = precision.compute_dtype(config.precision, device)
     num_shards, shard_index = 1, 0
     if rank is not None and rank.size > 1:
         num_shards, shard_index = rank.size, rank.rank
@@ -204,10 +208,11 @@ def build_graph(config, info, cache, start_step, rank=None, workers=None, labele
         with tf.name_scope("model"):
             if labeled_batch is None:
                 model = ssgan.build_model(train_batch["image"], train_batch["label"], cfg,
-                                          training=True)
+                                          training=True, dtype=dtype)
             else:
                 model = ssgan.build_model(labeled_batch["image"], labeled_batch["label"], cfg,
-                                          training=True, unlabeled_images=train_batch["image"])
+                                          training=True, unlabeled_images=train_batch["image"],
+                                          dtype=dtype)
         init_ops = []
         if start_step == 0 and (config.arch == "paper" or config.minibatch_kernels):
             with tf.name_scope("data_init"):
@@ -216,7 +221,7 @@ def build_graph(config, info, cache, start_step, rank=None, workers=None, labele
                     cache, min(INIT_BATCH, cache.splits["train"].num_examples),
                     seed=config.seed + 3).take(1)).get_next()["image"]
                 init_ops = ssgan.data_init_ops(
-                    cfg, init_images, ssgan.sample_noise(config.batch_size, config.n_z))
+                    cfg, init_images, ssgan.sample_noise(config.batch_size, config.n_z), dtype)
         with tf.name_scope("loss"):
             losses = build_losses(config, model, global_step, info.image_shape)
         distributed = rank is not None and rank.size > 1
@@ -230,7 +235,8 @@ def build_graph(config, info, cache, start_step, rank=None, workers=None, labele
             train_ops = ssgan.build_train_ops(losses, global_step, ssgan.OptimConfig(
                 config.learning_rate_d, config.learning_rate_g, 0.5, 20.0,
                 config.lr_decay_start, config.max_training_steps, config.historical_averaging,
-                config.ema_decay), wrap)
+                config.ema_decay, precision.needs_loss_scale(config.precision)), wrap)
+        # Validation and samples compute in float32, as evaler.py does.
         with tf.name_scope("eval"):  # D's moving-average weights when kept
             eval_model = ssgan.build_model(test_batch["image"], test_batch["label"], cfg,
                                            training=False,
@@ -347,6 +353,43 @@ to copy the run folder to (None for local runs), and its cluster.ClusterInfo
 (None on one machine)."""
 
 
+def check_precision(config, device):
+    """--precision on the resolved device: on the NPU it becomes the adapter's
+    precision_mode; float16 is refused on the CPU (TensorFlow runs it there
+    without oneDNN, an order of magnitude slower than float32). Returns the
+    config (precision_mode set on the NPU)."""
+    import precision
+    precision.check_precision(config.precision)
+    if device == "npu":
+        return config._replace(precision_mode=precision.npu_precision_mode(
+            config.precision, config.precision_mode))
+    if config.precision == "fp16" and device == "cpu":
+        raise ConfigError("--precision fp16 is for GPUs (and the NPU): on the CPU TensorFlow "
+                          "runs float16 convolutions without oneDNN, ~10x slower than float32. "
+                          "Use --precision bf16 on CPUs with AVX-512 BF16 / AMX, else fp32")
+    return config
+
+
+def check_precision_kernels(config, device, info):
+    """On the CPU and GPU, runs the run's networks once at batch 2 in the
+    run's dtype (one gradient of D's and G's variables), so that a
+    TensorFlow build without bfloat16 / float16 kernels for some op (TF
+    1.15's stock CPU build, for one) fails here with a clear message
+    instead of mid-run or silently in float32."""
+    import tensorflow.compat.v1 as tf
+    import model as ssgan
+    import precision
+    dtype = precision.compute_dtype(config.precision, device)
+    cfg = ssgan.config_from_flags(config._asdict(), info.image_shape, info.num_classes)
+
+    def probe():
+        images = tf.random_uniform([2] + list(info.image_shape), -1.0, 1.0)
+        model = ssgan.build_model(images, tf.constant([0, 1]), cfg, training=True, dtype=dtype)
+        loss = tf.reduce_sum(model.real_logits) + tf.reduce_sum(model.fake_logits)
+        return tf.gradients(loss, tf.trainable_variables())
+    precision.check_kernels(dtype, device, probe)
+
+
 def place(config, environ, workers=None):
     """Resolves the device, the card's rank, and the ModelArts data and run
     locations. Returns (config with data_dir set, Placement, run folder root)."""
@@ -354,6 +397,7 @@ def place(config, environ, workers=None):
     import modelarts
     from device import resolve_device
     device = resolve_device(config.device, environ=environ)
+    config = check_precision(config, device)
     if device == "npu":
         rank = ascend.rank_info(environ)
     else:
@@ -409,6 +453,8 @@ def train(config, explicit, environ=None):
             paper_nets.check_image_shape(info.image_shape)
         except ValueError as e:
             raise ConfigError("%s: %s" % (info.name, e))
+    if placement.device != "npu":
+        check_precision_kernels(config, placement.device, info)
     labeled, labeled_ids = labeled_subset(config, info, cache)
     if resume_from and labeled is not None:
         check_labeled_ids(run_dir, labeled_ids)
@@ -420,7 +466,8 @@ def train(config, explicit, environ=None):
                  start_step, config.max_training_steps)
         return 0
 
-    g = build_graph(config, info, cache, start_step, placement.rank, workers, labeled)
+    g = build_graph(config, info, cache, start_step, placement.rank, workers, labeled,
+                    placement.device)
     with g.graph.as_default():  # before anything is written
         if init_from:
             checkpoints.check_shapes(init_from, g.model_variables, checkpoints.dataset_text(info))

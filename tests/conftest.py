@@ -39,6 +39,17 @@ def _restore_logging():
     root.setLevel(level)
 
 
+@pytest.fixture
+def standins(monkeypatch):
+    """Stand-in npu_bridge and moxing packages (tests/standins, which record
+    how they are called) importable, their records empty; removed afterwards."""
+    monkeypatch.syspath_prepend(os.path.join(ROOT, "tests", "standins"))
+    yield
+    for name in list(sys.modules):
+        if name.split(".")[0] in ("npu_bridge", "moxing"):
+            del sys.modules[name]
+
+
 @pytest.fixture(scope="session")
 def data(tmp_path_factory):
     """Two small datasets whose classes are easy to tell apart."""

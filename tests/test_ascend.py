@@ -18,19 +18,8 @@ import trainer
 from config import ConfigError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-STANDINS = os.path.join(ROOT, "tests", "standins")
 MULTI = {"RANK_SIZE": "2", "RANK_TABLE_FILE": "/tmp/rank_table.json", "JOB_ID": "77",
          "ASCEND_DEVICE_ID": "0"}
-
-
-@pytest.fixture
-def standins(monkeypatch):
-    """npu_bridge and moxing importable, their records empty; removed afterwards."""
-    monkeypatch.syspath_prepend(STANDINS)
-    yield
-    for name in list(sys.modules):
-        if name.split(".")[0] in ("npu_bridge", "moxing"):
-            del sys.modules[name]
 
 
 def records():

@@ -1,0 +1,149 @@
+"""--precision fp32|bf16|fp16: the dtype the networks compute in.
+
+Mixed precision as usual: variables, optimizer state, batch-norm
+statistics and the losses stay float32; the networks' convolutions and
+matmuls run in bfloat16 or float16. Layers ask tf.get_variable for weights
+in their input's dtype; variable_getter stores every variable as float32
+and hands the layer a cast copy, so gradients arrive at the float32
+variables through the casts. float16's narrow range needs loss scaling
+(DynamicLossScale); bfloat16 has float32's range and does not.
+
+On the NPU the graph stays float32 and the Ascend adapter converts it:
+fp16 maps to its precision_mode allow_mix_precision (with loss scaling);
+the Ascend 910's adapter has no bfloat16 mode.
+"""
+
+import collections
+
+import tensorflow.compat.v1 as tf
+
+from config import ConfigError
+
+PRECISIONS = ("fp32", "bf16", "fp16")
+DTYPES = {"fp32": tf.float32, "bf16": tf.bfloat16, "fp16": tf.float16}
+NPU_PRECISION_MODES = {"fp16": "allow_mix_precision"}
+LOSS_SCALE_INITIAL = 2.0 ** 15
+LOSS_SCALE_PERIOD = 2000  # finite steps before the scale doubles
+
+
+def check_precision(precision):
+    if precision not in PRECISIONS:
+        raise ConfigError("--precision must be one of %s, got %r"
+                          % (", ".join(PRECISIONS), precision))
+
+
+def compute_dtype(precision, device):
+    """The dtype the graph's networks use: float32 on the NPU (its adapter
+    converts the float32 graph), else the precision's."""
+    check_precision(precision)
+    return tf.float32 if device == "npu" else DTYPES[precision]
+
+
+def needs_loss_scale(precision):
+    return precision == "fp16"
+
+
+def npu_precision_mode(precision, precision_mode=None):
+    """The Ascend adapter's precision_mode for --precision (with an explicit
+    --precision_mode, which must agree). None: the adapter's default."""
+    check_precision(precision)
+    if precision == "bf16":
+        raise ConfigError("--precision bf16: the Ascend 910's adapter has no bfloat16 mode "
+                          "(its precision modes compute in float16); use --precision fp16, "
+                          "which maps to precision_mode allow_mix_precision")
+    mapped = NPU_PRECISION_MODES.get(precision)
+    if mapped and precision_mode and precision_mode != mapped:
+        raise ConfigError("--precision %s means precision_mode %s on the NPU, but "
+                          "--precision_mode %s was given; drop one of them"
+                          % (precision, mapped, precision_mode))
+    return mapped or precision_mode or None
+
+
+def variable_getter(dtype):
+    """A custom getter for tf.variable_scope: variables asked for in a
+    reduced float dtype are created (and checkpointed) as float32 and read
+    through a cast to that dtype. Others pass through unchanged."""
+    def getter(getter, name, shape=None, dtype=None, *args, **kwargs):
+        if dtype is not None and tf.as_dtype(dtype) in (tf.bfloat16, tf.float16):
+            return tf.cast(getter(name, shape, tf.float32, *args, **kwargs), dtype)
+        return getter(name, shape, dtype, *args, **kwargs)
+    return getter if dtype != tf.float32 else None
+
+
+LossScaleOps = collections.namedtuple("LossScaleOps", "grads finite update")
+
+
+class DynamicLossScale(object):
+    """Dynamic loss scaling for float16 gradients.
+
+    The loss is multiplied by `scale` before differentiation and the
+    gradients divided by it afterwards, so that small gradients do not
+    underflow float16. When a step's gradients are not all finite (an
+    overflow), the step's update is skipped and the scale halved; after
+    `period` finite steps in a row it doubles. State: two float32/int32
+    non-trainable variables, checkpointed with the rest.
+    """
+
+    def __init__(self, name, initial=LOSS_SCALE_INITIAL, period=LOSS_SCALE_PERIOD):
+        with tf.variable_scope(name):
+            self.scale = tf.get_variable("loss_scale", [], tf.float32,
+                                         tf.constant_initializer(initial), trainable=False)
+            self.good_steps = tf.get_variable("good_steps", [], tf.int32,
+                                              tf.zeros_initializer(), trainable=False)
+        self.period = period
+
+    def scaled(self, loss):
+        return loss * self.scale
+
+    def unscale(self, grads):
+        """Gradients of the scaled loss -> (true gradients, all-finite bool)."""
+        grads = [None if g is None else g / self.scale for g in grads]
+        finite = tf.reduce_all([tf.reduce_all(tf.is_finite(g)) for g in grads if g is not None])
+        return grads, finite
+
+    def update(self, finite):
+        """The op that adjusts the scale after a step (finite: that step's)."""
+        good = self.good_steps + 1
+        grow = tf.logical_and(finite, good >= self.period)
+        new_scale = tf.where(finite, tf.where(grow, self.scale * 2.0, self.scale),
+                             tf.maximum(self.scale / 2.0, 1.0))
+        new_good = tf.where(tf.logical_and(finite, tf.logical_not(grow)), good,
+                            tf.zeros_like(good))
+        return tf.group(tf.assign(self.scale, new_scale), tf.assign(self.good_steps, new_good))
+
+
+def apply_if_finite(finite, apply_fn):
+    """Runs the op apply_fn() builds only when `finite`; a skipped step
+    changes no variable (Adam's moments included)."""
+    def apply():
+        with tf.control_dependencies([apply_fn()]):
+            return tf.constant(True)
+    return tf.cond(finite, apply, lambda: tf.constant(False))
+
+
+def check_kernels(dtype, device, build_probe):
+    """Runs build_probe() (a function building a small graph of the ops the
+    run will use, returning what to fetch) on `device` in `dtype`, and turns
+    a missing kernel into a clear error instead of a failure deep in
+    training: some TensorFlow builds (TF 1.15's stock CPU build among them)
+    lack bfloat16 or float16 kernels for convolutions or batch norm."""
+    if dtype == tf.float32:
+        return
+    name = {tf.bfloat16: "bf16", tf.float16: "fp16"}[dtype]
+    graph = tf.Graph()
+    try:
+        with graph.as_default(), tf.device("/%s:0" % device):
+            fetches = build_probe()
+            with tf.Session(graph=graph, config=tf.ConfigProto(allow_soft_placement=False)) \
+                    as sess:
+                sess.run(tf.global_variables_initializer())
+                sess.run(fetches)
+    except (tf.errors.NotFoundError, tf.errors.InvalidArgumentError, TypeError,
+            ValueError) as error:
+        lines = [line.strip() for line in str(getattr(error, "message", error)).splitlines()
+                 if line.strip()] or [type(error).__name__]
+        detail = next((line for line in lines if "OpKernel" in line), lines[0])
+        raise ConfigError("--precision %s: TensorFlow %s cannot run this model in %s on the %s "
+                          "(%s). Use --precision fp32, or a TensorFlow build with %s kernels "
+                          "for this device." % (name, tf.VERSION, dtype.name, device.upper(),
+                                                detail[:300], dtype.name))

@@ -1,0 +1,220 @@
+"""--precision: the bfloat16 / float16 paths against float32, loss scaling,
+the NPU mapping, and clear errors where a precision cannot run."""
+
+import numpy as np
+import pytest
+import tensorflow.compat.v1 as tf
+
+import device
+import model as ssgan
+import precision
+import trainer
+from config import ConfigError
+from test_ascend import MULTI
+
+CONFIGS = {
+    "reference": ssgan.ModelConfig((16, 16, 1), 4, 16, "batch", "bilinear", 0.9),
+    "paper": ssgan.ModelConfig((16, 16, 1), 4, 16, "batch", "bilinear", 0.9, "paper", "",
+                               5),
+}
+# Norm-wise relative error allowed against float32, for the outputs (a few
+# units of each dtype's rounding, 2^-8 for bfloat16 and 2^-11 for float16,
+# times the depth it accumulates over) and for the whole gradient. Gradients
+# are further off: oneDNN's 16-bit convolution backward passes round more
+# than its forward ones, and batch norm's backward (the batch's mean
+# gradient subtracted) turns small absolute errors into larger relative
+# ones. Measured over three initialisations at batch 32: outputs bfloat16
+# <= 0.045, float16 <= 0.0009; gradients bfloat16 <= 0.30, float16 <= 0.03.
+# A dropped or mis-cast gradient is off by ~1.
+BOUNDS = {tf.bfloat16: (0.1, 0.5), tf.float16: (0.005, 0.08)}
+BATCH = 32
+
+
+def relative_error(got, want):
+    got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
+    return np.linalg.norm(got - want) / max(np.linalg.norm(want), 1e-12)
+
+
+def build_paths(config, dtypes):
+    """The model and its D and G gradients in each dtype, sharing variables,
+    on one fixed batch and noise (the paper's nets in inference mode: their
+    Gaussian noise and dropout would differ between the paths)."""
+    tf.set_random_seed(0)
+    rs = np.random.RandomState(0)
+    images = tf.constant(rs.uniform(-1, 1, (BATCH,) + config.image_shape).astype(np.float32))
+    labels = tf.constant(rs.randint(0, config.num_classes, BATCH))
+    z = tf.constant(rs.uniform(-1, 1, (BATCH, config.n_z)).astype(np.float32))
+    step = tf.train.get_or_create_global_step()
+    paths = {}
+    for dtype in dtypes:
+        model = ssgan.build_model(images, labels, config, training=config.arch != "paper", z=z,
+                                  dtype=dtype)
+        losses = ssgan.build_losses(model, step)
+        d_vars, g_vars = ssgan.split_variables()
+        # float16 gradients are taken of a scaled loss, as training does
+        # (small gradients would otherwise underflow float16).
+        scale = 1024.0 if dtype == tf.float16 else 1.0
+        paths[dtype] = dict(logits=model.real_logits, fake_logits=model.fake_logits,
+                            fake=model.fake_images, d_loss=losses.d_loss, g_loss=losses.g_loss,
+                            d_grads=[g / scale for g in tf.gradients(scale * losses.d_loss,
+                                                                     d_vars)],
+                            g_grads=[g / scale for g in tf.gradients(scale * losses.g_loss,
+                                                                     g_vars)])
+    return paths
+
+
+@pytest.mark.parametrize("arch", sorted(CONFIGS))
+def test_reduced_precision_matches_float32_on_a_fixed_batch(arch):
+    config = CONFIGS[arch]
+    dtypes = (tf.float32, tf.bfloat16, tf.float16)
+    with tf.Graph().as_default() as graph:
+        paths = build_paths(config, dtypes)
+        with tf.Session() as sess:
+            sess.run(tf.global_variables_initializer())
+            values = sess.run(paths)
+        # Variables stay float32; the networks really compute in each dtype.
+        assert {v.dtype.base_dtype for v in tf.global_variables()} <= {tf.float32, tf.int64}
+        for dtype in (tf.bfloat16, tf.float16):
+            matmuls = [op for op in graph.get_operations()
+                       if op.type in ("Conv2D", "MatMul", "BatchMatMulV2")
+                       and op.get_attr("T") == dtype]
+            assert matmuls, "no %s matmul or convolution in the graph" % dtype.name
+    want = values[tf.float32]
+    for dtype in (tf.bfloat16, tf.float16):
+        got, (bound, grad_bound) = values[dtype], BOUNDS[dtype]
+        for name in ("logits", "fake_logits", "fake", "d_loss", "g_loss"):
+            assert got[name].dtype == np.float32, name  # what the losses see is float32
+            assert relative_error(got[name], want[name]) < bound, (dtype.name, name)
+        for name in ("d_grads", "g_grads"):
+            assert all(g.dtype == np.float32 for g in got[name])
+            # The whole gradient (every variable's, concatenated): the step's
+            # direction. Single small ones (a bias's sum over the batch and
+            # the map) can be off by more.
+            flat = [np.concatenate([g.ravel() for g in grads]) for grads in (got[name],
+                                                                              want[name])]
+            assert relative_error(*flat) < grad_bound, (dtype.name, name)
+        # and not trivially: reduced precision does round.
+        assert relative_error(got["logits"], want["logits"]) > 0
+
+
+def test_dynamic_loss_scale_halves_on_overflow_and_grows_after_a_period():
+    with tf.Graph().as_default():
+        scale = precision.DynamicLossScale("ls", initial=8.0, period=3)
+        finite = tf.placeholder(tf.bool, [])
+        update = scale.update(finite)
+        with tf.Session() as sess:
+            sess.run(tf.global_variables_initializer())
+            seen = []
+            for ok in (True, True, True, False, False, True, False, False, False, False, False):
+                sess.run(update, {finite: ok})
+                seen.append(sess.run(scale.scale))
+    # 3 finite steps double it; each overflow halves it, never below 1.
+    assert seen == [8, 8, 16, 8, 4, 4, 2, 1, 1, 1, 1]
+
+
+def test_float16_training_recovers_from_an_overflow_step():
+    config = CONFIGS["reference"]
+    with tf.Graph().as_default():
+        rs = np.random.RandomState(1)
+        images = tf.constant(rs.uniform(-1, 1, (BATCH,) + config.image_shape).astype(np.float32))
+        labels = tf.constant(rs.randint(0, config.num_classes, BATCH))
+        step = tf.train.get_or_create_global_step()
+        model = ssgan.build_model(images, labels, config, training=True, dtype=tf.float16)
+        losses = ssgan.build_losses(model, step)
+        ops = ssgan.build_train_ops(losses, step, ssgan.OptimConfig(
+            1e-3, 1e-3, 0.5, 20.0, loss_scaling=True))
+        with tf.variable_scope("d_optimize_loss_scale", reuse=True):
+            loss_scale = tf.get_variable("loss_scale", dtype=tf.float32)
+        d_state = ops.d_vars + [v for v in tf.global_variables() if "d_optimize_adam" in v.name]
+        with tf.Session() as sess:
+            sess.run(tf.global_variables_initializer())
+            sess.run(tf.assign(loss_scale, 1e30))  # float16 gradients overflow at this scale
+            before = sess.run(d_state)
+            sess.run(ops.d_train)
+            after = sess.run(d_state)
+            # The overflowing step changed no weight and no Adam moment, halved
+            # the scale, and still counted as a step.
+            assert all(np.array_equal(b, a) for b, a in zip(before, after))
+            assert sess.run(loss_scale) == pytest.approx(5e29)
+            assert sess.run(step) == 1
+            # Halving goes on until the gradients fit; then training proceeds.
+            for _ in range(200):
+                sess.run(ops.d_train)
+                if sess.run(loss_scale) < 65504:
+                    break
+            sess.run(ops.d_train)
+            for _ in range(5):
+                sess.run([ops.d_train, ops.g_train])
+            trained = sess.run(d_state)
+            scale = sess.run(loss_scale)
+    assert 1.0 <= scale < 65504
+    assert all(np.isfinite(t).all() for t in trained)
+    assert not all(np.array_equal(b, t) for b, t in zip(before, trained))
+
+
+def test_missing_kernel_is_a_clear_error():
+    # TensorFlow has no bfloat16 CPU kernel for Lgamma: the same kind of gap
+    # TF 1.15's stock CPU build has for bfloat16 convolutions.
+    with pytest.raises(ConfigError, match=r"--precision bf16: TensorFlow .* cannot run this "
+                                          r"model in bfloat16 on the CPU \(No OpKernel was "
+                                          r"registered to support Op 'Lgamma'.*Use --precision "
+                                          r"fp32"):
+        precision.check_kernels(tf.bfloat16, "cpu",
+                                lambda: tf.math.lgamma(tf.cast(tf.ones([2]), tf.bfloat16)))
+    precision.check_kernels(tf.float32, "cpu", lambda: 1 / 0)  # float32: nothing to check
+
+
+def test_trainer_checks_the_precision_on_its_device(data):
+    config, _, _ = trainer.parse_train_config(["--dataset", data["easy"], "--precision", "fp16"])
+    with pytest.raises(ConfigError, match="--precision fp16 is for GPUs"):
+        trainer.check_precision(config, "cpu")
+    assert trainer.check_precision(config, "gpu") == config
+    bf16 = config._replace(precision="bf16")
+    with pytest.raises(ConfigError, match="no bfloat16 mode"):
+        trainer.check_precision(bf16, "npu")
+    assert trainer.check_precision(config, "npu").precision_mode == "allow_mix_precision"
+    fp32 = config._replace(precision="fp32", precision_mode="force_fp32")
+    assert trainer.check_precision(fp32, "npu").precision_mode == "force_fp32"
+    with pytest.raises(ConfigError, match="means precision_mode allow_mix_precision on the NPU"):
+        trainer.check_precision(config._replace(precision_mode="force_fp32"), "npu")
+
+
+def test_bf16_run_trains_and_saves_float32_variables(data, tmp_path, capsys):
+    run_dir = str(tmp_path / "bf16")
+    assert trainer.main(["--dataset", data["easy"], "--train_dir", run_dir, "--precision",
+                         "bf16", "--max_training_steps", "6", "--device", "cpu"]) == 0
+    reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(run_dir))
+    dtypes = reader.get_variable_to_dtype_map()
+    assert dtypes["Generator/deconv1/deconv/conv/weights"] == tf.float32
+    assert set(dtypes.values()) <= {tf.float32, tf.int64}
+    # A resumed run keeps its precision.
+    assert trainer.main(["--dataset", data["easy"], "--train_dir", run_dir, "--precision",
+                         "fp32", "--max_training_steps", "8", "--device", "cpu"]) != 0
+    assert "%s was trained with --precision bf16" % run_dir in capsys.readouterr().err
+
+
+def test_fp16_on_the_npu_reaches_the_adapter_with_loss_scaling(standins, data, tmp_path,
+                                                                monkeypatch):
+    made = []
+    real = device.session_config
+
+    def recording(dev, precision_mode=None):
+        made.append((dev, precision_mode))
+        return real(dev, precision_mode)
+    monkeypatch.setattr(device, "session_config", recording)
+    run_dir = str(tmp_path / "npu")
+    environ = dict(MULTI, RANK_SIZE="1", RANK_ID="0")
+    config, explicit, _ = trainer.parse_train_config(
+        ["--dataset", data["easy"], "--train_dir", run_dir, "--max_training_steps", "2",
+         "--device", "npu", "--precision", "fp16"])
+    assert trainer.train(config, explicit, environ=environ) == 0
+    assert made == [("npu", "allow_mix_precision")]
+    reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(run_dir))
+    names = reader.get_variable_to_dtype_map()
+    # The adapter converts a float32 graph; loss scaling guards its float16.
+    assert "d_optimize_loss_scale/loss_scale" in names
+    assert "g_optimize_loss_scale/loss_scale" in names
+    with tf.Graph().as_default() as graph:
+        tf.train.import_meta_graph(tf.train.latest_checkpoint(run_dir) + ".meta")
+        assert not [op for op in graph.get_operations() if op.type == "Cast" and
+                    op.get_attr("DstT") in (tf.float16, tf.bfloat16)]
