@@ -1,17 +1,27 @@
 #!/usr/bin/env python
-"""Speed of the SSGAN model: training and inference instances/sec, FLOPs per
-instance, and the fraction of this machine's float32 matmul rate it reaches.
+"""Speed of the SSGAN model in each precision: training and inference
+instances/sec, FLOPs per instance, and the fraction of this machine's matmul
+rate it reaches.
 
-    python scripts/benchmark.py                      # the default MNIST model
+    python scripts/benchmark.py                      # fp32 and bf16, the default MNIST model
+    python scripts/benchmark.py --precisions fp32 bf16 fp16 --train_batches 32 128 256
     python scripts/benchmark.py --image_shape 32 32 3 --train_batches 32 --seconds 20
-    python scripts/benchmark.py --smoke              # a few steps, to check it runs
+    python scripts/benchmark.py --smoke              # a few steps per row, to check it runs
 
 Training alternates D and G steps as trainer.py does (one session.run per
-step, fetching the logged losses). Inference is D alone with batch norm in
-inference mode. Inputs are random images made in the graph, so the numbers
-are the model's, not the input pipeline's (see benchmark_input.py for that).
-FLOPs are counted from the graph (convolutions, their gradients, matmuls);
-model FLOP utilisation = achieved GFLOP/s / measured matmul GFLOP/s.
+step, fetching the step's loss), with the trainer's optimiser settings and
+precision handling (float32 variables, float16 loss scaling). Inference is
+D alone with batch norm in inference mode. Inputs are random images made in
+the graph, so the numbers are the model's, not the input pipeline's (see
+benchmark_input.py for that).
+
+FLOPs are counted from the graph (convolutions, their gradients, matmuls).
+"model" FLOPs are those of the reference's formulation (every upsampling
+block a resize then a 3x3 convolution); the graph executes fewer
+("executed": the separable form of ops.upsample_conv2d), so model GFLOP/s
+can exceed what the hardware does. "of fp32" divides model GFLOP/s by the
+float32 matmul rate measured here (2048 x 2048 products), "of own" by the
+matmul rate of the row's dtype.
 """
 
 import argparse
@@ -35,8 +45,11 @@ def parse_args(argv=None):
     parser.add_argument("--n_z", type=int, default=128)
     parser.add_argument("--deconv_type", default="bilinear")
     parser.add_argument("--norm_type", default="batch")
+    parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"],
+                        choices=("fp32", "bf16", "fp16"),
+                        help="fp16 runs on GPUs; on CPUs TensorFlow computes it without oneDNN")
     parser.add_argument("--train_batches", type=int, nargs="+", default=[32, 128])
-    parser.add_argument("--infer_batches", type=int, nargs="+", default=[32, 128, 1024])
+    parser.add_argument("--infer_batches", type=int, nargs="+", default=[32, 1024])
     parser.add_argument("--seconds", type=float, default=10.0, help="timed duration per row")
     parser.add_argument("--smoke", action="store_true", help="a few steps per row, no timing")
     return parser.parse_args(argv)
@@ -62,8 +75,8 @@ def op_flops(op):
         m, k = (a[-1], a[-2]) if transpose_a else (a[-2], a[-1])
         transpose_b = op.get_attr("transpose_b") if op.type == "MatMul" else op.get_attr("adj_y")
         n = b[-2] if transpose_b else b[-1]
-        batch = int(np.prod(a[:-2])) if len(a) > 2 else 1
-        return 2 * batch * m * k * n
+        batch = np.broadcast(np.empty(a[:-2]), np.empty(b[:-2])).shape  # either may broadcast
+        return 2 * int(np.prod(batch)) * m * k * n
     return 0
 
 
@@ -86,23 +99,32 @@ def graph_flops(fetches):
     return total
 
 
-def matmul_gflops(seconds):
-    """float32 matmul rate through TensorFlow (2048 x 2048 products)."""
+def matmul_gflops(seconds, dtype_name="float32"):
+    """The matmul rate of a dtype through TensorFlow (2048 x 2048 products)."""
     import tensorflow.compat.v1 as tf
     n = 2048
     with tf.Graph().as_default():
         a = tf.Variable(tf.random_normal([n, n]))
         b = tf.Variable(tf.random_normal([n, n]))
-        product = tf.matmul(a, b)[0, 0]  # fetching one element keeps the product
+        dtype = tf.as_dtype(dtype_name)
+        # fetching one element keeps the product
+        product = tf.matmul(tf.cast(a, dtype), tf.cast(b, dtype))[0, 0]
         with tf.Session() as sess:
             sess.run(tf.global_variables_initializer())
-            for _ in range(3):
-                sess.run(product)
-            count, start = 0, time.time()
-            while time.time() - start < seconds:
-                sess.run(product)
-                count += 1
-            return 2.0 * n ** 3 * count / (time.time() - start) / 1e9
+            sess.run(product)
+            cast_seconds = _seconds_per_run(sess, tf.cast(a, dtype)[0, 0], seconds / 4)
+            per_run = _seconds_per_run(sess, product, seconds) - 2 * cast_seconds
+            return 2.0 * n ** 3 / per_run / 1e9
+
+
+def _seconds_per_run(sess, fetch, seconds):
+    for _ in range(3):
+        sess.run(fetch)
+    count, start = 0, time.time()
+    while time.time() - start < seconds or count < 2:
+        sess.run(fetch)
+        count += 1
+    return (time.time() - start) / count
 
 
 def _timed(run_once, batch_size, seconds, smoke):
@@ -116,40 +138,86 @@ def _timed(run_once, batch_size, seconds, smoke):
     return count / (time.time() - start)
 
 
-def bench_training(args, batch_size):
+def model_config(args):
+    import model as ssgan
+    return ssgan.ModelConfig(tuple(args.image_shape), args.num_classes, args.n_z,
+                             args.norm_type, args.deconv_type, 0.9)
+
+
+def _training_graph(args, batch_size, precision_name):
+    """(d_fetch, g_fetch) of one D step and one G step, as the trainer builds them."""
     import tensorflow.compat.v1 as tf
     import model as ssgan
-    config = ssgan.ModelConfig(tuple(args.image_shape), args.num_classes, args.n_z,
-                               args.norm_type, args.deconv_type, 0.9)
+    import precision
+    step = tf.train.get_or_create_global_step()
+    images = tf.random_uniform([batch_size] + args.image_shape, -1.0, 1.0)
+    labels = tf.random_uniform([batch_size], 0, args.num_classes, tf.int32)
+    model = ssgan.build_model(images, labels, model_config(args), training=True,
+                              dtype=precision.DTYPES[precision_name])
+    losses = ssgan.build_losses(model, step)
+    ops = ssgan.build_train_ops(losses, step, ssgan.OptimConfig(
+        1e-4, 1e-4, 0.5, 20.0, loss_scaling=precision.needs_loss_scale(precision_name)))
+    return [ops.d_train, losses.d_loss], [ops.g_train, losses.g_loss]
+
+
+def training_flops(args, batch_size):
+    """(model, executed) FLOPs per training instance: the mean of a D and a G step."""
+    import tensorflow.compat.v1 as tf
+    import ops
+    counts = []
+    for reference in (True, False):
+        with tf.Graph().as_default():
+            if reference:
+                with ops.resize_then_conv():
+                    fetches = _training_graph(args, batch_size, "fp32")
+            else:
+                fetches = _training_graph(args, batch_size, "fp32")
+            counts.append(sum(graph_flops(f) for f in fetches) / 2.0 / batch_size)
+    return counts
+
+
+def bench_training(args, batch_size, precision_name):
+    import tensorflow.compat.v1 as tf
     with tf.Graph().as_default():
-        step = tf.train.get_or_create_global_step()
-        images = tf.random_uniform([batch_size] + args.image_shape, -1.0, 1.0)
-        labels = tf.random_uniform([batch_size], 0, args.num_classes, tf.int32)
-        model = ssgan.build_model(images, labels, config, training=True)
-        losses = ssgan.build_losses(model, step)
-        ops = ssgan.build_train_ops(losses, step, ssgan.OptimConfig(1e-4, 1e-4, 0.5, 20.0))
-        scalars = [losses.supervised_loss, losses.d_loss, losses.g_loss, losses.accuracy]
-        d_fetch, g_fetch = [ops.d_train] + scalars, [ops.g_train] + scalars
-        flops = (graph_flops(d_fetch) + graph_flops(g_fetch)) / 2.0 / batch_size
+        d_fetch, g_fetch = _training_graph(args, batch_size, precision_name)
         with tf.Session() as sess:
             sess.run(tf.global_variables_initializer())
-            rate = _timed(lambda i: sess.run(g_fetch if i % 2 else d_fetch), batch_size,
+            return _timed(lambda i: sess.run(g_fetch if i % 2 else d_fetch), batch_size,
                           args.seconds, args.smoke)
-    return rate, flops
 
 
-def bench_inference(args, batch_size):
+def _inference_graph(args, batch_size, precision_name):
     import tensorflow.compat.v1 as tf
     import model as ssgan
+    import precision
+    dtype = precision.DTYPES[precision_name]
+    images = tf.random_uniform([batch_size] + args.image_shape, -1.0, 1.0)
+    with tf.variable_scope(tf.get_variable_scope(),
+                           custom_getter=precision.variable_getter(dtype)):
+        logits = ssgan.Discriminator(args.num_classes, args.norm_type)(
+            tf.cast(images, dtype), training=False)
+    return tf.argmax(logits[:, :args.num_classes], axis=1)
+
+
+def inference_flops(args, batch_size):
+    import tensorflow.compat.v1 as tf
     with tf.Graph().as_default():
-        images = tf.random_uniform([batch_size] + args.image_shape, -1.0, 1.0)
-        logits = ssgan.Discriminator(args.num_classes, args.norm_type)(images, training=False)
-        predictions = tf.argmax(logits[:, :args.num_classes], axis=1)
-        flops = graph_flops([predictions]) / float(batch_size)
+        flops = graph_flops([_inference_graph(args, batch_size, "fp32")]) / float(batch_size)
+    return flops, flops
+
+
+def bench_inference(args, batch_size, precision_name):
+    import tensorflow.compat.v1 as tf
+    with tf.Graph().as_default():
+        predictions = _inference_graph(args, batch_size, precision_name)
         with tf.Session() as sess:
             sess.run(tf.global_variables_initializer())
-            rate = _timed(lambda i: sess.run(predictions), batch_size, args.seconds, args.smoke)
-    return rate, flops
+            return _timed(lambda i: sess.run(predictions), batch_size, args.seconds, args.smoke)
+
+
+DTYPE_NAMES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+HEADER = "%-9s %-10s %6s %12s %10s %10s %9s %7s %7s"
+ROW = "%-9s %-10s %6d %12.1f %10.1f %10.1f %9.1f %6.0f%% %6.0f%%"
 
 
 def main(argv=None):
@@ -157,22 +225,29 @@ def main(argv=None):
     import tensorflow.compat.v1 as tf
     tf.logging.set_verbosity(tf.logging.ERROR)
     tf.disable_v2_behavior()
-    ceiling = matmul_gflops(0.5 if args.smoke else 5.0)
+    seconds = 0.3 if args.smoke else 3.0
+    ceilings = {p: matmul_gflops(seconds, DTYPE_NAMES[p]) for p in args.precisions}
+    ceilings.setdefault("fp32", matmul_gflops(seconds))
     print("machine: %s, %d cores; Python %s; TensorFlow %s" % (
         platform.processor() or platform.machine(), os.cpu_count(), platform.python_version(),
         tf.VERSION))
-    print("model: %s, deconv %s, norm %s; float32 matmul rate %.0f GFLOP/s" % (
-        "x".join(map(str, args.image_shape)), args.deconv_type, args.norm_type, ceiling))
-    print("%-10s %6s %14s %12s %10s %10s" % ("mode", "batch", "instances/s", "MFLOP/inst",
-                                               "GFLOP/s", "of matmul"))
-    rows = [("training", b, bench_training) for b in args.train_batches]
-    rows += [("inference", b, bench_inference) for b in args.infer_batches]
-    for mode, batch_size, bench in rows:
-        rate, flops = bench(args, batch_size)
-        achieved = rate * flops / 1e9
-        print("%-10s %6d %14.1f %12.1f %10.1f %9.0f%%" % (
-            mode, batch_size, rate, flops / 1e6, achieved, 100.0 * achieved / ceiling))
-        sys.stdout.flush()
+    print("model: %s, deconv %s, norm %s; matmul rate (GFLOP/s): %s" % (
+        "x".join(map(str, args.image_shape)), args.deconv_type, args.norm_type,
+        ", ".join("%s %.0f" % (DTYPE_NAMES[p], ceilings[p]) for p in sorted(ceilings))))
+    print(HEADER % ("precision", "mode", "batch", "instances/s", "model", "executed",
+                    "model", "of", "of"))
+    print(HEADER % ("", "", "", "", "MFLOP/inst", "MFLOP/inst", "GFLOP/s", "fp32", "own"))
+    rows = [("training", b, training_flops, bench_training) for b in args.train_batches]
+    rows += [("inference", b, inference_flops, bench_inference) for b in args.infer_batches]
+    for mode, batch_size, count, bench in rows:
+        model_flops, executed = count(args, batch_size)
+        for precision_name in args.precisions:
+            rate = bench(args, batch_size, precision_name)
+            achieved = rate * model_flops / 1e9
+            print(ROW % (precision_name, mode, batch_size, rate, model_flops / 1e6,
+                         executed / 1e6, achieved, 100.0 * achieved / ceilings["fp32"],
+                         100.0 * achieved / ceilings[precision_name]))
+            sys.stdout.flush()
     return 0
 
 

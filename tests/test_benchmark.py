@@ -38,13 +38,34 @@ def test_gradient_flops_are_counted():
         assert bench.graph_flops(tf.gradients(tf.reduce_sum(y), [x, w])) == 2 * forward
 
 
+def test_broadcast_batch_matmul_flops():
+    with tf.Graph().as_default():
+        a, b = tf.zeros([6, 4]), tf.zeros([3, 4, 5])  # [6, 4] x each of 3 [4, 5]
+        assert bench.graph_flops([tf.matmul(a, b)]) == 3 * 2 * 6 * 4 * 5
+
+
+def test_model_flops_are_the_references_and_executed_ones_fewer():
+    args = bench.parse_args(["--image_shape", "16", "16", "1", "--n_z", "8"])
+    model, executed = bench.training_flops(args, 4)
+    # The reference's G upsampling blocks: resize by 2, then a 3x3 conv
+    # (per image; 16x16 needs 4 blocks from 1x1, channels halving from 1024).
+    g_convs = sum(2 * (2 * h) ** 2 * 9 * c * (c // 2)
+                  for h, c in ((1, 1024), (2, 512), (4, 256), (8, 128)))
+    # A D step runs them (x1), a G step also differentiates them (x3): a mean
+    # of 2x, plus the little the rest of the model costs at 16x16.
+    assert 2 * g_convs < model < 2.1 * g_convs
+    assert executed < 0.5 * model
+
+
 def test_smoke_run_prints_the_table():
     result = subprocess.run(
         [sys.executable, "scripts/benchmark.py", "--smoke", "--train_batches", "4",
-         "--infer_batches", "4", "--image_shape", "16", "16", "1"],
-        cwd=ROOT, capture_output=True, text=True, timeout=300)
+         "--infer_batches", "4", "--image_shape", "16", "16", "1", "--precisions", "fp32",
+         "bf16"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert any(re.match(r"^training\s+4\s+\d+\.\d", l) for l in lines), result.stdout
-    assert any(re.match(r"^inference\s+4\s+\d+\.\d", l) for l in lines), result.stdout
-    assert "float32 matmul rate" in result.stdout
+    for precision in ("fp32", "bf16"):
+        for mode in ("training", "inference"):
+            assert any(re.match(r"^%s\s+%s\s+4\s+\d+\.\d" % (precision, mode), l)
+                       for l in lines), result.stdout
+    assert re.search(r"matmul rate \(GFLOP/s\): bfloat16 \d+, float32 \d+", result.stdout)
