@@ -59,6 +59,20 @@ def npu_precision_mode(precision, precision_mode=None):
     return mapped or precision_mode or None
 
 
+def cpu_has_native_bf16(cpuinfo="/proc/cpuinfo"):
+    """True if the CPU flags list AVX-512 BF16 or AMX-BF16, False if they do
+    not, None where there is no /proc/cpuinfo to read."""
+    try:
+        with open(cpuinfo) as f:
+            flags = set()
+            for line in f:
+                if line.startswith("flags"):
+                    flags.update(line.split(":", 1)[1].split())
+    except (IOError, OSError):
+        return None
+    return bool(flags & {"avx512_bf16", "amx_bf16"})
+
+
 def variable_getter(dtype):
     """A custom getter for tf.variable_scope: variables asked for in a
     reduced float dtype are created (and checkpointed) as float32 and read

@@ -353,7 +353,7 @@ to copy the run folder to (None for local runs), and its cluster.ClusterInfo
 (None on one machine)."""
 
 
-def check_precision(config, device):
+def check_precision(config, device, cpuinfo="/proc/cpuinfo"):
     """--precision on the resolved device: on the NPU it becomes the adapter's
     precision_mode; float16 is refused on the CPU (TensorFlow runs it there
     without oneDNN, an order of magnitude slower than float32). Returns the
@@ -367,6 +367,11 @@ def check_precision(config, device):
         raise ConfigError("--precision fp16 is for GPUs (and the NPU): on the CPU TensorFlow "
                           "runs float16 convolutions without oneDNN, ~10x slower than float32. "
                           "Use --precision bf16 on CPUs with AVX-512 BF16 / AMX, else fp32")
+    if config.precision == "bf16" and device == "cpu" and \
+            precision.cpu_has_native_bf16(cpuinfo) is False:
+        log.warning("--precision bf16: this CPU has no bfloat16 arithmetic (no AVX-512 BF16 or "
+                    "AMX-BF16 in its flags), so bfloat16 is emulated and likely slower than "
+                    "float32; scripts/benchmark.py measures both")
     return config
 
 

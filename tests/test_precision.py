@@ -179,6 +179,20 @@ def test_trainer_checks_the_precision_on_its_device(data):
         trainer.check_precision(config._replace(precision_mode="force_fp32"), "npu")
 
 
+def test_bf16_on_a_cpu_without_bf16_arithmetic_warns(data, tmp_path, caplog):
+    config, _, _ = trainer.parse_train_config(["--dataset", data["easy"], "--precision", "bf16"])
+    old_cpu, new_cpu = tmp_path / "old", tmp_path / "new"
+    old_cpu.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f fma\n")
+    new_cpu.write_text("processor\t: 0\nflags\t\t: fpu avx512f avx512_bf16 amx_bf16\n")
+    assert precision.cpu_has_native_bf16(str(old_cpu)) is False
+    assert precision.cpu_has_native_bf16(str(new_cpu)) is True
+    assert precision.cpu_has_native_bf16(str(tmp_path / "none")) is None
+    trainer.check_precision(config, "cpu", str(new_cpu))
+    assert "no bfloat16 arithmetic" not in caplog.text
+    trainer.check_precision(config, "cpu", str(old_cpu))
+    assert "this CPU has no bfloat16 arithmetic" in caplog.text
+
+
 def test_bf16_run_trains_and_saves_float32_variables(data, tmp_path, capsys):
     run_dir = str(tmp_path / "bf16")
     assert trainer.main(["--dataset", data["easy"], "--train_dir", run_dir, "--precision",
