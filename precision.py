@@ -13,8 +13,6 @@ fp16 maps to its precision_mode allow_mix_precision (with loss scaling);
 the Ascend 910's adapter has no bfloat16 mode.
 """
 
-import collections
-
 import tensorflow.compat.v1 as tf
 
 from config import ConfigError
@@ -73,18 +71,15 @@ def cpu_has_native_bf16(cpuinfo="/proc/cpuinfo"):
     return bool(flags & {"avx512_bf16", "amx_bf16"})
 
 
-def variable_getter(dtype):
-    """A custom getter for tf.variable_scope: variables asked for in a
-    reduced float dtype are created (and checkpointed) as float32 and read
-    through a cast to that dtype. Others pass through unchanged."""
-    def getter(getter, name, shape=None, dtype=None, *args, **kwargs):
+def variable_getter(network_dtype):
+    """A custom getter for tf.variable_scope (None for float32): variables
+    asked for in a 16-bit float dtype are created (and checkpointed) as
+    float32 and read through a cast to that dtype; others pass through."""
+    def getter(getter, name, shape=None, dtype=None, *args, **kwargs):  # TF's argument names
         if dtype is not None and tf.as_dtype(dtype) in (tf.bfloat16, tf.float16):
             return tf.cast(getter(name, shape, tf.float32, *args, **kwargs), dtype)
         return getter(name, shape, dtype, *args, **kwargs)
-    return getter if dtype != tf.float32 else None
-
-
-LossScaleOps = collections.namedtuple("LossScaleOps", "grads finite update")
+    return None if network_dtype == tf.float32 else getter
 
 
 class DynamicLossScale(object):
@@ -143,7 +138,7 @@ def check_kernels(dtype, device, build_probe):
     lack bfloat16 or float16 kernels for convolutions or batch norm."""
     if dtype == tf.float32:
         return
-    name = {tf.bfloat16: "bf16", tf.float16: "fp16"}[dtype]
+    name = dict((d, p) for p, d in DTYPES.items())[dtype]
     graph = tf.Graph()
     try:
         with graph.as_default(), tf.device("/%s:0" % device):
