@@ -20,7 +20,9 @@ NORM_TYPES = ("batch", "instance", "None")
 DECONV_TYPES = ("bilinear", "nn", "transpose")
 BATCH_NORM_EPSILON = 1e-3  # contrib.layers.batch_norm's default, as the reference used
 INSTANCE_NORM_EPSILON = 1e-6
-FAST_UPSAMPLE_CONV = True  # upsample_conv2d as separable matmuls (False: resize, then conv2d)
+# Faster forms of the same functions (False: the reference's formulation):
+FAST_UPSAMPLE_CONV = True  # upsample_conv2d as separable matmuls, not resize then conv2d
+FAST_SMALL_CONV = True  # conv2d onto a 1 x 1 output as one matmul, not tf.nn.conv2d
 
 
 def leaky_relu(x, leak=0.2):
@@ -68,7 +70,26 @@ def conv2d(x, out_channels, k=3, s=2, name="conv"):
         w = tf.get_variable("weights", [k, k, _channels(x), out_channels], x.dtype,
                             initializer=tf.glorot_uniform_initializer())
         b = tf.get_variable("biases", [out_channels], x.dtype, initializer=tf.zeros_initializer())
-        return add_bias(tf.nn.conv2d(x, w, [1, s, s, 1], "SAME"), b)
+        return add_bias(_conv2d_same(x, w, s), b)
+
+
+def _conv2d_same(x, w, s):
+    """tf.nn.conv2d(x, w, stride s, 'SAME'); as one matmul when the output is
+    a single pixel (a deep D layer: 2 x 2 -> 1 x 1), where the window covers
+    the whole input and oneDNN's convolution kernels, its filter gradient
+    above all, are an order of magnitude slower than the matmul they amount
+    to."""
+    _, height, width, c_in = x.shape.as_list()
+    k, c_out = int(w.shape[0]), int(w.shape[-1])
+    if not FAST_SMALL_CONV or -(-height // s) != 1 or -(-width // s) != 1 or \
+            height > k or width > k:
+        return tf.nn.conv2d(x, w, [1, s, s, 1], "SAME")
+    # 'SAME' pads k - size in total, the smaller half before: the taps that
+    # fall on the image start at row (k - height) // 2, column (k - width) // 2.
+    top, left = (k - height) // 2, (k - width) // 2
+    window = tf.reshape(w[top:top + height, left:left + width], [height * width * c_in, c_out])
+    y = tf.matmul(tf.reshape(x, [-1, height * width * c_in]), window)
+    return tf.reshape(y, [-1, 1, 1, c_out])
 
 
 def conv2d_transpose(x, out_channels, k=3, s=2, name="deconv"):
@@ -152,16 +173,18 @@ def _upsample_conv_separable(x, w, method, s):
 
 
 @contextlib.contextmanager
-def resize_then_conv():
-    """Within it, upsample_conv2d builds the literal resize then conv2d:
-    the same function and variables as its faster default form (tests
-    compare the two; the benchmark counts the model's FLOPs on this one)."""
-    global FAST_UPSAMPLE_CONV
-    saved, FAST_UPSAMPLE_CONV = FAST_UPSAMPLE_CONV, False
+def reference_convolutions():
+    """Within it, upsample_conv2d builds the literal resize then conv2d and
+    conv2d always tf.nn.conv2d: the same functions and variables as the
+    faster default forms (tests compare them; the benchmark counts the
+    model's FLOPs on these)."""
+    global FAST_UPSAMPLE_CONV, FAST_SMALL_CONV
+    saved = FAST_UPSAMPLE_CONV, FAST_SMALL_CONV
+    FAST_UPSAMPLE_CONV = FAST_SMALL_CONV = False
     try:
         yield
     finally:
-        FAST_UPSAMPLE_CONV = saved
+        FAST_UPSAMPLE_CONV, FAST_SMALL_CONV = saved
 
 
 def upsample_conv2d(x, out_channels, method, k=3, s=2, name="deconv"):

@@ -17,9 +17,10 @@ benchmark_input.py for that).
 
 FLOPs are counted from the graph (convolutions, their gradients, matmuls).
 "model" FLOPs are those of the reference's formulation (every upsampling
-block a resize then a 3x3 convolution); the graph executes fewer
-("executed": the separable form of ops.upsample_conv2d), so model GFLOP/s
-can exceed what the hardware does. "of fp32" divides model GFLOP/s by the
+block a resize then a 3x3 convolution, every convolution all its taps); the
+graph executes fewer ("executed": the separable form of ops.upsample_conv2d,
+and D's last convolution, onto a 1 x 1 map, as the matmul of the taps that
+meet the image), so model GFLOP/s can exceed what the hardware does. "of fp32" divides model GFLOP/s by the
 float32 matmul rate measured here (2048 x 2048 products), "of own" by the
 matmul rate of the row's dtype.
 """
@@ -160,20 +161,23 @@ def _training_graph(args, batch_size, precision_name):
     return [ops.d_train, losses.d_loss], [ops.g_train, losses.g_loss]
 
 
-def training_flops(args, batch_size):
-    """(model, executed) FLOPs per training instance: the mean of a D and a G step."""
+def _reference_and_executed(count):
+    """count() -- FLOPs of a graph it builds -- in a graph of the reference's
+    formulation, then in one as executed."""
+    import contextlib
     import tensorflow.compat.v1 as tf
     import ops
     counts = []
-    for reference in (True, False):
-        with tf.Graph().as_default():
-            if reference:
-                with ops.resize_then_conv():
-                    fetches = _training_graph(args, batch_size, "fp32")
-            else:
-                fetches = _training_graph(args, batch_size, "fp32")
-            counts.append(sum(graph_flops(f) for f in fetches) / 2.0 / batch_size)
+    for form in (ops.reference_convolutions, contextlib.nullcontext):
+        with tf.Graph().as_default(), form():
+            counts.append(count())
     return counts
+
+
+def training_flops(args, batch_size):
+    """(model, executed) FLOPs per training instance: the mean of a D and a G step."""
+    return _reference_and_executed(lambda: sum(
+        graph_flops(f) for f in _training_graph(args, batch_size, "fp32")) / 2.0 / batch_size)
 
 
 def bench_training(args, batch_size, precision_name):
@@ -200,10 +204,9 @@ def _inference_graph(args, batch_size, precision_name):
 
 
 def inference_flops(args, batch_size):
-    import tensorflow.compat.v1 as tf
-    with tf.Graph().as_default():
-        flops = graph_flops([_inference_graph(args, batch_size, "fp32")]) / float(batch_size)
-    return flops, flops
+    """(model, executed) FLOPs per inference instance."""
+    return _reference_and_executed(lambda: graph_flops(
+        [_inference_graph(args, batch_size, "fp32")]) / float(batch_size))
 
 
 def bench_inference(args, batch_size, precision_name):

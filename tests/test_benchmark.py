@@ -9,6 +9,7 @@ import tensorflow.compat.v1 as tf
 
 import benchmark_script as bench
 import model as ssgan
+import ops
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -19,9 +20,13 @@ def test_discriminator_flops_match_a_hand_count():
                + 2 * 2 * 2 * 256 * 9 * 128 + 2 * 1 * 1 * 256 * 9 * 256
                + 2 * 64 * 256 + 2 * 11 * 64)
     assert by_hand == 7851648
-    with tf.Graph().as_default():
+    with tf.Graph().as_default(), ops.reference_convolutions():
         logits = ssgan.Discriminator(10)(tf.zeros([5, 28, 28, 1]), training=False)
         assert bench.graph_flops([logits]) == 5 * by_hand
+    # As executed, the 2x2 -> 1x1 conv multiplies the 4 taps that meet the image.
+    model, executed = bench.inference_flops(bench.parse_args([]), 5)
+    assert model == by_hand
+    assert executed == by_hand - 2 * 1 * 1 * 256 * 5 * 256
 
 
 def test_gradient_flops_are_counted():

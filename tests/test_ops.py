@@ -41,9 +41,10 @@ def test_upsample_conv_equals_resize_then_conv(method, size):
         y = ops.upsample_conv2d(inputs, 4, method, name="up")
         with tf.variable_scope("up/conv", reuse=True):
             w, b = tf.get_variable("weights"), tf.get_variable("biases")
-        with ops.resize_then_conv(), tf.variable_scope(tf.get_variable_scope(), reuse=True):
+        with ops.reference_convolutions(), \
+                tf.variable_scope(tf.get_variable_scope(), reuse=True):
             plain = ops.upsample_conv2d(inputs, 4, method, name="up")
-        assert ops.FAST_UPSAMPLE_CONV
+        assert ops.FAST_UPSAMPLE_CONV and ops.FAST_SMALL_CONV
         assert [op.type for op in plain.graph.get_operations() if op.type == "Conv2D"] == ["Conv2D"]
         resize = tf.image.resize_bilinear if method == "bilinear" else \
             tf.image.resize_nearest_neighbor
@@ -58,6 +59,29 @@ def test_upsample_conv_equals_resize_then_conv(method, size):
     np.testing.assert_allclose(same_as_plain, want, rtol=1e-5, atol=1e-5)
     for g, r in zip(grads, reference_grads):
         np.testing.assert_allclose(g, r, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("size, k, s", [((2, 2), 3, 2), ((1, 1), 3, 2), ((1, 1), 1, 1),
+                                         ((2, 1), 3, 2), ((3, 3), 3, 3), ((3, 3), 3, 2)])
+def test_conv_onto_one_pixel_equals_tf_conv(size, k, s):
+    # D's last convolutions (2x2 -> 1x1, then 1x1 convs) run as one matmul of
+    # the taps that meet the image; it must be TF's 'SAME' convolution.
+    rs = np.random.RandomState(k + s)
+    with tf.Graph().as_default():
+        x = tf.constant(rs.randn(4, size[0], size[1], 5).astype(np.float32))
+        y = ops.conv2d(x, 6, k=k, s=s, name="c")
+        with tf.variable_scope("c", reuse=True):
+            w, b = tf.get_variable("weights"), tf.get_variable("biases")
+        reference = tf.nn.conv2d(x, w, [1, s, s, 1], "SAME") + b
+        assert y.shape.as_list() == reference.shape.as_list()
+        matmul_only = not [op for op in y.graph.get_operations() if op.type == "Conv2D"
+                           and op.name.startswith("c/")]
+        assert matmul_only == (size != (3, 3) or s == 3)
+        dy = tf.constant(rs.randn(*reference.shape.as_list()).astype(np.float32))
+        got, want = run([[y] + tf.gradients(y, [x, w, b], dy),
+                         [reference] + tf.gradients(reference, [x, w, b], dy)])
+    for g, r in zip(got, want):
+        np.testing.assert_allclose(g, r, rtol=1e-5, atol=1e-5)
 
 
 def test_conv_and_transpose_shapes():
