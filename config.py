@@ -47,6 +47,8 @@ def _positive_float(value):
     return number
 
 
+PRECISIONS = ("fp32", "bf16", "fp16")  # --precision; precision.py maps them to dtypes
+
 # (group, flag, keyword arguments). Defaults are the reference's unless the
 # help says otherwise.
 FLAGS = [
@@ -169,7 +171,7 @@ FLAGS = [
         default="auto", choices=("auto", "cpu", "gpu", "npu"),
         help="auto: a GPU if TensorFlow sees one, else the CPU")),
     ("run", "--precision", dict(
-        default="fp32", choices=("fp32", "bf16", "fp16"),
+        default="fp32", choices=PRECISIONS,
         help="what the networks compute in; variables, optimizer state and losses stay "
              "float32. bf16: CPUs with AVX-512 BF16 / AMX and recent GPUs (no loss scaling "
              "needed). fp16: GPUs, with dynamic loss scaling; on the NPU it sets the adapter's "

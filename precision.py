@@ -15,9 +15,8 @@ the Ascend 910's adapter has no bfloat16 mode.
 
 import tensorflow.compat.v1 as tf
 
-from config import ConfigError
+from config import PRECISIONS, ConfigError
 
-PRECISIONS = ("fp32", "bf16", "fp16")
 DTYPES = {"fp32": tf.float32, "bf16": tf.bfloat16, "fp16": tf.float16}
 NPU_PRECISION_MODES = {"fp16": "allow_mix_precision"}
 LOSS_SCALE_INITIAL = 2.0 ** 15

@@ -20,9 +20,9 @@ FLOPs are counted from the graph (convolutions, their gradients, matmuls).
 block a resize then a 3x3 convolution, every convolution all its taps); the
 graph executes fewer ("executed": the separable form of ops.upsample_conv2d,
 and D's last convolution, onto a 1 x 1 map, as the matmul of the taps that
-meet the image), so model GFLOP/s can exceed what the hardware does. "of fp32" divides model GFLOP/s by the
-float32 matmul rate measured here (2048 x 2048 products), "of own" by the
-matmul rate of the row's dtype.
+meet the image), so model GFLOP/s can exceed what the hardware does. "of
+fp32" divides model GFLOP/s by the float32 matmul rate measured here (2048 x
+2048 products), "of own" by the matmul rate of the row's dtype.
 """
 
 import argparse
@@ -100,14 +100,15 @@ def graph_flops(fetches):
     return total
 
 
-def matmul_gflops(seconds, dtype_name="float32"):
-    """The matmul rate of a dtype through TensorFlow (2048 x 2048 products)."""
+def matmul_gflops(seconds, precision_name="fp32"):
+    """The matmul rate of a precision's dtype through TensorFlow (2048 x 2048 products)."""
     import tensorflow.compat.v1 as tf
+    import precision
     n = 2048
     with tf.Graph().as_default():
         a = tf.Variable(tf.random_normal([n, n]))
         b = tf.Variable(tf.random_normal([n, n]))
-        dtype = tf.as_dtype(dtype_name)
+        dtype = precision.DTYPES[precision_name]
         # fetching one element keeps the product
         product = tf.matmul(tf.cast(a, dtype), tf.cast(b, dtype))[0, 0]
         with tf.Session() as sess:
@@ -218,7 +219,6 @@ def bench_inference(args, batch_size, precision_name):
             return _timed(lambda i: sess.run(predictions), batch_size, args.seconds, args.smoke)
 
 
-DTYPE_NAMES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 HEADER = "%-9s %-10s %6s %12s %10s %10s %9s %7s %7s"
 ROW = "%-9s %-10s %6d %12.1f %10.1f %10.1f %9.1f %6.0f%% %6.0f%%"
 
@@ -228,15 +228,17 @@ def main(argv=None):
     import tensorflow.compat.v1 as tf
     tf.logging.set_verbosity(tf.logging.ERROR)
     tf.disable_v2_behavior()
+    import precision
     seconds = 0.3 if args.smoke else 3.0
-    ceilings = {p: matmul_gflops(seconds, DTYPE_NAMES[p]) for p in args.precisions}
+    ceilings = {p: matmul_gflops(seconds, p) for p in args.precisions}
     ceilings.setdefault("fp32", matmul_gflops(seconds))
     print("machine: %s, %d cores; Python %s; TensorFlow %s" % (
         platform.processor() or platform.machine(), os.cpu_count(), platform.python_version(),
         tf.VERSION))
     print("model: %s, deconv %s, norm %s; matmul rate (GFLOP/s): %s" % (
         "x".join(map(str, args.image_shape)), args.deconv_type, args.norm_type,
-        ", ".join("%s %.0f" % (DTYPE_NAMES[p], ceilings[p]) for p in sorted(ceilings))))
+        ", ".join("%s %.0f" % (precision.DTYPES[p].name, ceilings[p])
+                  for p in sorted(ceilings))))
     print(HEADER % ("precision", "mode", "batch", "instances/s", "model", "executed",
                     "model", "of", "of"))
     print(HEADER % ("", "", "", "", "MFLOP/inst", "MFLOP/inst", "GFLOP/s", "fp32", "own"))
