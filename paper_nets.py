@@ -63,6 +63,8 @@ class MLPDiscriminator(object):
         self.num_classes = num_classes
         self.minibatch_kernels = minibatch_kernels
         self.name = name
+        # each example's outputs depend on it alone (see model.build_model)
+        self.batch_independent = not minibatch_kernels
 
     def __call__(self, images, training, update_stats=True, return_features=False,
                  init=False):
@@ -101,8 +103,11 @@ class MLPGenerator(object):
                     w = tf.get_variable("weights", [int(x.shape[1]), units], x.dtype,
                                         initializer=tf.glorot_uniform_initializer())
                     x = tf.nn.softplus(ops.batch_norm_no_scale(tf.matmul(x, w)))
-            # the paper's l2normalize: weight norm with a trained scale, no data init
-            x = tf.sigmoid(ops.weight_norm_dense(x, pixels, train_scale=True, name="output"))
+            # the paper's nn.l2normalize(LL.DenseLayer(...)): weight norm with a
+            # trained scale, no data init, and Lasagne's Glorot-uniform weights
+            x = tf.sigmoid(ops.weight_norm_dense(
+                x, pixels, train_scale=True, initializer=tf.glorot_uniform_initializer(),
+                name="output"))
             return tf.reshape(x * 2 - 1, [-1] + list(self.image_shape))
 
 
@@ -116,6 +121,7 @@ class ConvDiscriminator(object):
         self.widths = tuple(widths)
         self.minibatch_kernels = minibatch_kernels
         self.name = name
+        self.batch_independent = not minibatch_kernels
 
     def __call__(self, images, training, update_stats=True, return_features=False,
                  init=False):
