@@ -83,12 +83,14 @@ labeled loss, for the log line) and accuracy on the labeled batch."""
 
 
 def build_losses(model, unlabeled_weight=1.0, real_label=1.0, feature_norm="l2"):
-    """ImprovedGANLosses of a model.SSGANModel (labeled, unlabeled and
-    generated logits, and D's features of the unlabeled and generated batch)."""
+    """ImprovedGANLosses of a model.SSGANModel: D's losses from its labeled,
+    unlabeled and generated logits, G's feature matching from its
+    matching_real_features and matching_fake_features."""
     k = model.num_classes
     loss_lab = labeled_loss(model.labeled_logits, model.labels, k)
     loss_unl = unlabeled_loss(model.real_logits, model.fake_logits, k, real_label)
-    matching = feature_matching_loss(model.real_features, model.fake_features, feature_norm)
+    matching = feature_matching_loss(model.matching_real_features,
+                                     model.matching_fake_features, feature_norm)
     # With weight 0 (the supervised baseline) the unlabeled and generated
     # batches stay out of D's step altogether, rather than being computed and
     # multiplied by 0.

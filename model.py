@@ -15,6 +15,7 @@ import numpy as np
 import tensorflow.compat.v1 as tf
 
 import ops
+import optimizers
 import precision
 
 D_SCOPE = "Discriminator"
@@ -49,9 +50,10 @@ def config_from_flags(flags, image_shape, num_classes):
 
 OptimConfig = collections.namedtuple(
     "OptimConfig", "learning_rate_d learning_rate_g beta1 clip_norm lr_decay_start total_steps "
-                   "historical_weight ema_decay loss_scaling")
-OptimConfig.__new__.__defaults__ = (0, 0, 0.0, 0.0, False)
-OptimConfig.__doc__ = """Adam learning rates and beta1, the global-norm clip;
+                   "historical_weight ema_decay loss_scaling optimizer")
+OptimConfig.__new__.__defaults__ = (0, 0, 0.0, 0.0, False, "adam")
+OptimConfig.__doc__ = """Adam learning rates and beta1, the global-norm clip
+(0: none); optimizer: "adam" (TensorFlow's) or "paper_adam" (see optimizers.py);
 lr_decay_start / total_steps: linear decay of both rates to 0 between these
 steps (0: constant); historical_weight: weight of the historical-averaging
 penalty (0: off); ema_decay: decay of the moving average of D's weights
@@ -76,6 +78,9 @@ class Discriminator(object):
         self.bn_decay = bn_decay
         self.name = name
         self.minibatch_kernels = minibatch_kernels
+        # each example's outputs depend on it alone (see build_model): not
+        # with batch statistics or minibatch discrimination
+        self.batch_independent = norm_type != "batch" and not minibatch_kernels
 
     def __call__(self, images, training, update_stats=True, return_features=False,
                  init=False):
@@ -171,13 +176,17 @@ def networks(config):
 
 SSGANModel = collections.namedtuple(
     "SSGANModel", "labeled_images labels labeled_logits real_images real_logits real_features "
-                  "fake_images fake_logits fake_features num_classes")
+                  "fake_images fake_logits fake_features num_classes "
+                  "matching_real_features matching_fake_features")
 SSGANModel.__doc__ = """The networks applied to one training step's batches:
 labeled_images [B, H, W, C] with labels [B] int32 and labeled_logits [B, K+1];
 real_images, the unlabeled real batch, with real_logits [B, K+1] and D's
 features real_features [B, F]; fake_images, fake_logits, fake_features of
 G's batch; num_classes K. With every label in use, the labeled batch is the
-real batch (the same tensors)."""
+real batch (the same tensors). matching_real_features and
+matching_fake_features [B, F]: what G's feature matching compares, D's
+features of a second unlabeled batch and of a second generated batch (the
+paper's G step), or real_features and fake_features when there is none."""
 
 
 def has_unlabeled_batch(model):
@@ -195,8 +204,30 @@ def _batch_size(images):
     return size if size is not None else tf.shape(images)[0]
 
 
+def _apply_d(discriminator, batches, training, update_stats):
+    """D's (logits, features) of each batch in `batches` (None entries give
+    None). A D whose outputs for an example depend on that example alone
+    (discriminator.batch_independent) sees the batches concatenated, in one
+    pass with one matmul per layer instead of one per batch: the same values
+    and gradients, with fewer and larger operations."""
+    present = [b for b in batches if b is not None]
+    sizes = [b.shape.as_list()[0] for b in present]
+    if training and len(present) > 1 and None not in sizes and \
+            getattr(discriminator, "batch_independent", False):
+        logits, features = discriminator(tf.concat(present, 0), training,
+                                         update_stats=update_stats, return_features=True)
+        parts = iter(zip(tf.split(logits, sizes), tf.split(features, sizes)))
+        return [None if b is None else next(parts) for b in batches]
+    outputs = []
+    for i, batch in enumerate(batches):
+        # batch norm's moving statistics come from the first (real) batch only
+        outputs.append(None if batch is None else discriminator(
+            batch, training, update_stats=update_stats and i == 0, return_features=True))
+    return outputs
+
+
 def build_model(images, labels, config, training, z=None, unlabeled_images=None,
-                d_getter=None, dtype=tf.float32):
+                matching_images=None, d_getter=None, dtype=tf.float32):
     """Applies G and D to a step's batches.
 
     Args:
@@ -210,6 +241,10 @@ def build_model(images, labels, config, training, z=None, unlabeled_images=None,
       z: optional noise [B, n_z]; drawn fresh each run if None.
       unlabeled_images: optional [B', H, W, C] unlabeled real batch; None
         when every training image is labeled (images then serve as both).
+      matching_images: optional [B'', H, W, C] second unlabeled batch for G's
+        feature matching, compared with a second generated batch of fresh
+        noise: the paper's G step, which draws its own data and samples
+        rather than reusing D's.
       d_getter: optional custom getter for D's variables (e.g. to read their
         moving averages for evaluation).
       dtype: what the networks compute in (float32, bfloat16 or float16; see
@@ -217,7 +252,7 @@ def build_model(images, labels, config, training, z=None, unlabeled_images=None,
         and features are float32 whatever the dtype.
     """
     expected = list(config.image_shape)
-    for batch in (images, unlabeled_images):
+    for batch in (images, unlabeled_images, matching_images):
         if batch is not None and batch.shape.as_list()[1:] != expected:
             raise ValueError("build_model: images have shape %s but the model expects [B] + %s"
                              % (batch.shape, expected))
@@ -227,25 +262,32 @@ def build_model(images, labels, config, training, z=None, unlabeled_images=None,
     discriminator, generator = networks(config)
     getter = precision.variable_getter(dtype)
 
-    def to(tensors, to_dtype):
-        return [None if t is None else tf.cast(t, to_dtype) for t in tensors]
+    def to32(outputs):
+        return [tf.cast(t, tf.float32) for t in outputs]
     with tf.variable_scope(tf.get_variable_scope(), custom_getter=getter):
         fake = generator(tf.cast(z, dtype), training, update_stats=True)
+        if matching_images is not None:
+            matching_fake = generator(tf.cast(sample_noise(_batch_size(matching_images),
+                                                           config.n_z), dtype),
+                                      training, update_stats=False)
     # The getter that casts is innermost, so it casts what d_getter returns.
     with tf.variable_scope(tf.get_variable_scope(), custom_getter=d_getter), \
             tf.variable_scope(tf.get_variable_scope(), custom_getter=getter):
-        real_c, images_c = to([real, images], dtype)
-        real_logits, real_features = to(discriminator(real_c, training, update_stats=True,
-                                                      return_features=True), tf.float32)
-        labeled_logits = real_logits
-        if unlabeled_images is not None:
-            labeled_logits = tf.cast(discriminator(images_c, training, update_stats=False),
-                                     tf.float32)
-        fake_logits, fake_features = to(discriminator(fake, training, update_stats=False,
-                                                      return_features=True), tf.float32)
+        labeled_c = None if unlabeled_images is None else tf.cast(images, dtype)
+        real_out, labeled_out, fake_out = _apply_d(
+            discriminator, [tf.cast(real, dtype), labeled_c, fake], training, True)
+        real_logits, real_features = to32(real_out)
+        fake_logits, fake_features = to32(fake_out)
+        labeled_logits = real_logits if labeled_out is None else to32(labeled_out)[0]
+        matching_real_features, matching_fake_features = real_features, fake_features
+        if matching_images is not None:
+            # Two passes: one would also carry gradients back through the real rows.
+            matching_real_features, matching_fake_features = [tf.cast(discriminator(
+                batch, training, update_stats=False, return_features=True)[1], tf.float32)
+                for batch in (tf.cast(matching_images, dtype), matching_fake)]
     return SSGANModel(images, tf.cast(labels, tf.int32), labeled_logits, real, real_logits,
                       real_features, tf.cast(fake, tf.float32), fake_logits, fake_features,
-                      config.num_classes)
+                      config.num_classes, matching_real_features, matching_fake_features)
 
 
 def data_init_ops(config, images, z, dtype=tf.float32):
@@ -330,6 +372,15 @@ def unlabeled_real_loss(logits, num_classes):
             - tf.reduce_logsumexp(logits[:, :num_classes], axis=1))
 
 
+def real_probability(logits, num_classes):
+    """P(not fake) of the K+1-way classifier, 1 - softmax(logits)[K] =
+    sigmoid(LSE(l_k - l_K)) over the K class logits; the paper's D(x) =
+    Z / (Z + 1) when the fake logit is 0. logits [B, K+1] -> [B]."""
+    check_logits("real_probability", logits, num_classes)
+    return tf.sigmoid(tf.reduce_logsumexp(
+        logits[:, :num_classes] - logits[:, num_classes:], axis=1))
+
+
 def supervised_loss(real_logits, labels, num_classes):
     """Logged, not optimised: mean Huber loss between one_hot(y) and
     sigmoid(real_logits[:, :K])."""
@@ -380,13 +431,16 @@ def build_losses(model, global_step, unlabeled_weight=1.0):
 # Train ops.
 
 TrainOps = collections.namedtuple(
-    "TrainOps", "d_train g_train d_vars g_vars ema sync_averages learning_rate")
+    "TrainOps", "d_train g_train d_vars g_vars ema sync_averages learning_rate d_grad_norm "
+                "g_grad_norm")
 TrainOps.__doc__ = """d_train / g_train: one optimisation step of D / G, each
 incrementing the global step and running its batch-norm updates (and the
 historical-average and moving-average updates when on). ema: the
 tf.train.ExponentialMovingAverage of D's trainable variables, or None.
 sync_averages: sets the moving averages to the current weights (run after
-any initialisation that changes the weights). learning_rate: D's current rate."""
+any initialisation that changes the weights). learning_rate: D's current rate.
+d_grad_norm / g_grad_norm: the global norm of each network's gradients
+before clipping (fetching one computes that network's gradients)."""
 
 
 def ema_getter(ema):
@@ -424,7 +478,10 @@ def split_variables():
 
 
 def _minimize(loss, variables, learning_rate, beta1, clip_norm, global_step, update_ops, name,
-              wrap_optimizer=None, historical_weight=0.0, loss_scaling=False):
+              wrap_optimizer=None, historical_weight=0.0, loss_scaling=False,
+              optimizer_kind="adam"):
+    """One optimisation step of `variables` on `loss`; returns (the step op,
+    the global norm of the gradients before clipping)."""
     loss_scale = precision.DynamicLossScale(name + "_loss_scale") if loss_scaling else None
     with tf.name_scope(name):
         history_update = None
@@ -432,16 +489,24 @@ def _minimize(loss, variables, learning_rate, beta1, clip_norm, global_step, upd
             import improved_gan
             penalty, history_update = improved_gan.historical_average(variables, name)
             loss = loss + historical_weight * penalty
-        optimizer = tf.train.AdamOptimizer(learning_rate, beta1=beta1, name=name + "_adam")
+        optimizer = optimizers.make_optimizer(optimizer_kind, learning_rate, name + "_adam",
+                                              beta1)
         if wrap_optimizer is not None:
             optimizer = wrap_optimizer(optimizer)
         if loss_scale is not None:
             loss = loss_scale.scaled(loss)
-        grads_and_vars = optimizer.compute_gradients(loss, var_list=variables)
+        # GATE_NONE: TensorFlow's default (GATE_OP) groups each op's gradients, so
+        # a matmul's gradient for its input is computed even where nothing
+        # uses it (D's first layer, D's weights in G's step): 16-19% more FLOPs.
+        grads_and_vars = optimizer.compute_gradients(
+            loss, var_list=variables, gate_gradients=tf.train.Optimizer.GATE_NONE)
         grads = [g for g, _ in grads_and_vars]
         if loss_scale is not None:
             grads, finite = loss_scale.unscale(grads)
-        grads, _ = tf.clip_by_global_norm(grads, clip_norm)
+        if clip_norm > 0:
+            grads, grad_norm = tf.clip_by_global_norm(grads, clip_norm)
+        else:
+            grad_norm = tf.global_norm(grads)
         with tf.control_dependencies(update_ops):
             if loss_scale is None:
                 step = optimizer.apply_gradients(zip(grads, variables), global_step=global_step)
@@ -451,14 +516,14 @@ def _minimize(loss, variables, learning_rate, beta1, clip_norm, global_step, upd
                 with tf.control_dependencies([applied, loss_scale.update(finite)]):
                     step = tf.group(tf.assign_add(global_step, 1))
         if history_update is None:
-            return step
+            return step, grad_norm
         with tf.control_dependencies([step]):
-            return tf.group(history_update)
+            return tf.group(history_update), grad_norm
 
 
 def build_train_ops(losses, global_step, config, wrap_optimizer=None):
-    """Adam (beta1 from config) on D's and G's losses, gradients clipped to a
-    global norm of config.clip_norm; each op also runs the batch-norm moving
+    """Adam (config.optimizer, beta1 from config) on D's and G's losses,
+    gradients clipped to a global norm of config.clip_norm (0: not); each op also runs the batch-norm moving
     average updates made so far in the graph (D's from real images, G's).
     `wrap_optimizer` (e.g. the NPU's all-reducing NPUDistributedOptimizer)
     wraps both Adam optimizers."""
@@ -479,12 +544,14 @@ def build_train_ops(losses, global_step, config, wrap_optimizer=None):
     rates = [improved_gan.learning_rate_schedule(rate, global_step, config.lr_decay_start,
                                                  config.total_steps)
              for rate in (config.learning_rate_d, config.learning_rate_g)]
-    d_train = _minimize(losses.d_loss, d_vars, rates[0], config.beta1,
+    d_train, d_grad_norm = _minimize(losses.d_loss, d_vars, rates[0], config.beta1,
                         config.clip_norm, global_step, d_updates + g_updates, "d_optimize",
-                        wrap_optimizer, config.historical_weight, config.loss_scaling)
-    g_train = _minimize(losses.g_loss, g_vars, rates[1], config.beta1,
+                        wrap_optimizer, config.historical_weight, config.loss_scaling,
+                        config.optimizer)
+    g_train, g_grad_norm = _minimize(losses.g_loss, g_vars, rates[1], config.beta1,
                         config.clip_norm, global_step, d_updates + g_updates, "g_optimize",
-                        wrap_optimizer, config.historical_weight, config.loss_scaling)
+                        wrap_optimizer, config.historical_weight, config.loss_scaling,
+                        config.optimizer)
     ema, sync = None, tf.no_op(name="sync_averages")
     if config.ema_decay > 0:
         # num_updates warms the average up: decay min(ema_decay, (1 + t) / (10 + t)),
@@ -494,4 +561,5 @@ def build_train_ops(losses, global_step, config, wrap_optimizer=None):
         with tf.control_dependencies([d_train]):
             d_train = ema.apply(d_vars)
         sync = tf.group(*[tf.assign(ema.average(v), v) for v in d_vars], name="sync_averages")
-    return TrainOps(d_train, g_train, d_vars, g_vars, ema, sync, rates[0])
+    return TrainOps(d_train, g_train, d_vars, g_vars, ema, sync, rates[0], d_grad_norm,
+                    g_grad_norm)
