@@ -48,6 +48,17 @@ def _positive_float(value):
 
 
 PRECISIONS = ("fp32", "bf16", "fp16")  # --precision; precision.py maps them to dtypes
+OPTIMIZERS = ("adam", "paper_adam")  # --optimizer; optimizers.py builds them
+REFERENCE_CLIP_NORM = 20.0  # the reference's global-norm clip of both networks' gradients
+
+
+def _clip_norm(value):
+    if value == "auto":
+        return value
+    number = float(value)
+    if number < 0:
+        raise argparse.ArgumentTypeError("must be 0 (no clipping) or more, got %s" % value)
+    return number
 
 # (group, flag, keyword arguments). Defaults are the reference's unless the
 # help says otherwise.
@@ -130,6 +141,18 @@ FLAGS = [
         help="step from which both learning rates fall linearly to 0 at "
              "--max_training_steps (the paper's CIFAR/SVHN schedule: the last third); "
              "0: constant")),
+    ("training", "--optimizer", dict(
+        default="auto", choices=("auto",) + OPTIMIZERS,
+        help="adam: TensorFlow's Adam, epsilon 1e-8 added to sqrt(v) (the reference's). "
+             "paper_adam: the Improved-GAN paper's, epsilon 1e-8 inside the square root, "
+             "which floors the denominator at 1e-4 so that parameters with tiny gradients "
+             "barely move (with TensorFlow's, they move by about the learning rate whatever "
+             "their gradients, and the paper's MNIST-100 recipe collapses). auto: adam for "
+             "--method ssgan, paper_adam otherwise. beta1 0.5 for both")),
+    ("training", "--clip_norm", dict(
+        type=_clip_norm, default="auto",
+        help="clip each network's gradients to this global norm; 0: no clipping. auto: 20 "
+             "for --method ssgan (the reference), 0 otherwise (the paper has no clipping)")),
     ("training", "--learning_rate_g", dict(type=_positive_float, default=1e-4,
                                            help="Adam learning rate of G")),
     ("training", "--learning_rate_d", dict(type=_positive_float, default=1e-4,
@@ -225,6 +248,23 @@ def check_method_flags(config):
 
 TrainConfig = collections.namedtuple(
     "TrainConfig", [flag.lstrip("-") for _, flag, _ in FLAGS])
+
+# What runs saved before a flag existed were trained with, when that differs
+# from what the flag's default means now.
+LEGACY_VALUES = {"optimizer": "adam", "clip_norm": REFERENCE_CLIP_NORM}
+
+
+def resolve_auto_flags(config):
+    """--optimizer and --clip_norm 'auto' made concrete (config.json keeps the
+    concrete values): the reference's optimisation for --method ssgan,
+    the paper's for improved_gan and supervised."""
+    reference = config.method == "ssgan"
+    optimizer, clip_norm = config.optimizer, config.clip_norm
+    if optimizer == "auto":
+        optimizer = "adam" if reference else "paper_adam"
+    if clip_norm == "auto":
+        clip_norm = REFERENCE_CLIP_NORM if reference else 0.0
+    return config._replace(optimizer=optimizer, clip_norm=float(clip_norm))
 
 
 def build_parser(description=None, epilog=None):

@@ -4,6 +4,8 @@ import math
 
 import tensorflow.compat.v1 as tf
 
+from model import real_probability
+
 MAX_GRID_IMAGES = 64
 
 
@@ -46,15 +48,36 @@ SCALAR_TAGS = [
 ]
 
 
-def training_summaries(losses, model, learning_rate=None):
+def health_scalars(model, train_ops):
+    """{tag: scalar} of the signals that show a GAN's health: D's mean
+    probability that the unlabeled real batch and the generated batch are
+    real (a collapse drives them to 1 and 0: D then tells every sample from
+    the data and the unlabeled loss teaches the classifier nothing), the
+    mean of D's features on both (what feature matching compares), and each
+    network's gradient norm before clipping."""
+    k = model.num_classes
+    return {
+        "health/d_real_probability": tf.reduce_mean(real_probability(model.real_logits, k)),
+        "health/d_fake_probability": tf.reduce_mean(real_probability(model.fake_logits, k)),
+        "health/feature_mean_real": tf.reduce_mean(model.real_features),
+        "health/feature_mean_fake": tf.reduce_mean(model.fake_features),
+        "health/d_grad_norm": train_ops.d_grad_norm,
+        "health/g_grad_norm": train_ops.g_grad_norm,
+    }
+
+
+def training_summaries(losses, model, learning_rate=None, health=None):
     """TensorBoard: a loss/... scalar for each field the losses have (the
-    reference's tags for its losses), train/learning_rate, and img/fake,
-    img/real grids (up to 64 images). Returns the merged summary op."""
+    reference's tags for its losses), train/learning_rate, the `health`
+    scalars ({tag: scalar}, see health_scalars) and img/fake, img/real grids
+    (up to 64 images). Returns the merged summary op."""
     fields = losses._asdict()
     values = [tf.summary.scalar(tag, fields[name]) for name, tag in SCALAR_TAGS
               if name in fields]
     if learning_rate is not None:
         values.append(tf.summary.scalar("train/learning_rate", learning_rate))
+    for tag in sorted(health or {}):
+        values.append(tf.summary.scalar(tag, health[tag]))
     for tag, images in (("img/fake", model.fake_images), ("img/real", model.real_images)):
         grid = image_grid(images[:MAX_GRID_IMAGES])
         values.append(tf.summary.image(tag, to_uint8(grid), max_outputs=1))

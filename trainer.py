@@ -27,8 +27,9 @@ import time
 import numpy as np
 
 import checkpoints
-from config import (MODEL_FLAGS, ConfigError, TrainConfig, check_method_flags,
-                    load_run_config, parse_train_config, save_run_config)
+from config import (LEGACY_VALUES, MODEL_FLAGS, ConfigError, TrainConfig, check_method_flags,
+                    load_run_config, parse_train_config, resolve_auto_flags, save_run_config)
+from collapse import CollapseDetector
 from util import add_log_file, progress_bar, run_tf_command, setup_logging
 
 log = logging.getLogger("trainer")
@@ -76,7 +77,9 @@ def resolve_run(config, explicit, root=RUN_ROOT, job_id=None):
                           "--checkpoint only initialises a new run" % (run_dir, latest))
     merged = {}
     for name in TrainConfig._fields:
-        if name in explicit or name not in saved:
+        if name not in explicit and name not in saved and name in LEGACY_VALUES:
+            merged[name] = LEGACY_VALUES[name]
+        elif name in explicit or name not in saved:
             merged[name] = getattr(config, name)
             if name in MODEL_FLAGS and name in saved and saved[name] != merged[name]:
                 raise ConfigError("%s was trained with --%s %s; resume it with the same value "
@@ -179,6 +182,7 @@ def build_graph(config, info, cache, start_step, rank=None, workers=None, labele
     import cluster
     import input_ops
     import model as ssgan
+    import optimizers
     import precision
     import summaries
     dtype = precision.compute_dtype(config.precision, device)
@@ -203,16 +207,22 @@ def build_graph(config, info, cache, start_step, rank=None, workers=None, labele
             if labeled is not None:
                 labeled_batch = stream(config.batch_size, config.seed + 2, subset=labeled,
                                        skip_batches=start_step)
+            matching_batch = None
+            if config.method == "improved_gan":  # G's own unlabeled batches, as the paper's
+                matching_batch = stream(config.batch_size, config.seed + 4,
+                                        skip_batches=start_step)
             test_batch = tf.data.make_one_shot_iterator(input_ops.train_dataset(
                 cache, config.batch_size, split="test", seed=config.seed + 1)).get_next()
         with tf.name_scope("model"):
+            matching_images = None if matching_batch is None else matching_batch["image"]
             if labeled_batch is None:
                 model = ssgan.build_model(train_batch["image"], train_batch["label"], cfg,
-                                          training=True, dtype=dtype)
+                                          training=True, matching_images=matching_images,
+                                          dtype=dtype)
             else:
                 model = ssgan.build_model(labeled_batch["image"], labeled_batch["label"], cfg,
                                           training=True, unlabeled_images=train_batch["image"],
-                                          dtype=dtype)
+                                          matching_images=matching_images, dtype=dtype)
         init_ops = []
         if start_step == 0 and (config.arch == "paper" or config.minibatch_kernels):
             with tf.name_scope("data_init"):
@@ -233,9 +243,10 @@ def build_graph(config, info, cache, start_step, rank=None, workers=None, labele
             wrap = sync = cluster.SyncWrapper(workers.num_workers)
         with tf.name_scope("train"):
             train_ops = ssgan.build_train_ops(losses, global_step, ssgan.OptimConfig(
-                config.learning_rate_d, config.learning_rate_g, 0.5, 20.0,
-                config.lr_decay_start, config.max_training_steps, config.historical_averaging,
-                config.ema_decay, precision.needs_loss_scale(config.precision)), wrap)
+                config.learning_rate_d, config.learning_rate_g, optimizers.ADAM_BETA1,
+                config.clip_norm, config.lr_decay_start, config.max_training_steps,
+                config.historical_averaging, config.ema_decay,
+                precision.needs_loss_scale(config.precision), config.optimizer), wrap)
         # Validation and samples compute in float32, as evaler.py does.
         with tf.name_scope("eval"):  # D's moving-average weights when kept
             eval_model = ssgan.build_model(test_batch["image"], test_batch["label"], cfg,
@@ -250,7 +261,8 @@ def build_graph(config, info, cache, start_step, rank=None, workers=None, labele
                            and not v.op.name.endswith("/" + ssgan.EMA_NAME)]
         broadcast = ascend.broadcast_variables_op(tf.global_variables()) if distributed else None
         # At the root name scope: summary tags are the scope plus the name.
-        summary = summaries.training_summaries(losses, model, train_ops.learning_rate)
+        summary = summaries.training_summaries(losses, model, train_ops.learning_rate,
+                                               summaries.health_scalars(model, train_ops))
         sample_png = summaries.encode_grid_png(sample_images)
         # Relative paths in the `checkpoint` file keep a run folder movable.
         saver = tf.train.Saver(max_to_keep=config.max_to_keep, save_relative_paths=True)
@@ -446,6 +458,7 @@ def train(config, explicit, environ=None):
     config, placement, root = place(config, environ, workers)
     job_id = environ.get("JOB_ID") if placement.rank.size > 1 else None
     config, run_dir, resume_from = resolve_run(config, explicit, root, job_id)
+    config = resolve_auto_flags(config)
     info = store.open_dataset(config.dataset, config.data_dir)
     if resume_from:
         check_resumed_dataset(run_dir, resume_from, info)
@@ -578,6 +591,10 @@ def _run(config, g, run_dir, placement, start_step, resume_from, init_from):
         scalars = [losses.supervised_loss, losses.d_loss, losses.g_loss, losses.accuracy]
         eval_scalars = [eval_losses.supervised_loss, eval_losses.d_loss, eval_losses.g_loss,
                         eval_losses.accuracy]
+        detector = None
+        if config.method == "improved_gan" and config.unlabeled_weight > 0:
+            detector = CollapseDetector()
+            scalars = scalars + [losses.loss_unl, losses.feature_matching]
         last_saved = step
         interval_time, interval_steps = 0.0, 0
         status = 0
@@ -615,10 +632,13 @@ def _run(config, g, run_dir, placement, start_step, resume_from, init_from):
                 step += 1
                 bar.update(1)
                 if logged:
-                    log.info(step_line("train", step, *out["scalars"],
+                    log.info(step_line("train", step, *out["scalars"][:4],
                                        sec_per_batch=interval_time / interval_steps,
                                        batch_size=bs))
                     interval_time, interval_steps = 0.0, 0
+                    warning = detector and detector.update(step, *out["scalars"][4:])
+                    if warning:
+                        log.warning(warning)
                 if step % config.output_save_step == 0 and chief:
                     save(step)
                     last_saved = step
