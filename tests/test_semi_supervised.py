@@ -2,8 +2,10 @@
 bookkeeping, the paper's recipe on the trainer and evaler, and the flag
 combinations refused before anything is written."""
 
+import glob
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -72,6 +74,34 @@ def test_evaler_reports_errors_with_the_moving_average_weights(semi_run, caplog)
     out = caplog.text
     assert "%d errors (" % ema["errors"] in out and "moving-average weights" in out
     assert os.path.isfile(os.path.join(run_dir, "eval-40-samples.png"))
+
+
+def test_the_papers_optimisation_and_the_health_scalars(semi_run):
+    run_dir, _ = semi_run
+    saved = json.load(open(os.path.join(run_dir, "config.json")))
+    assert saved["optimizer"] == "paper_adam" and saved["clip_norm"] == 0.0
+    import tensorflow.compat.v1 as tf
+    tags = set()
+    for path in glob.glob(os.path.join(run_dir, "events.out.tfevents.*")):
+        for event in tf.train.summary_iterator(path):
+            tags.update(value.tag for value in event.summary.value)
+    assert {"loss/loss_unl", "loss/feature_matching", "health/d_real_probability",
+            "health/d_fake_probability", "health/d_grad_norm", "health/g_grad_norm",
+            "health/feature_mean_real", "health/feature_mean_fake"} <= tags
+
+
+def test_a_run_from_before_the_optimizer_flag_resumes_with_what_it_had(semi_run, data,
+                                                                       tmp_path):
+    run_dir = str(tmp_path / "old")
+    shutil.copytree(semi_run[0], run_dir)
+    path = os.path.join(run_dir, "config.json")
+    saved = json.load(open(path))
+    del saved["optimizer"], saved["clip_norm"]
+    json.dump(saved, open(path, "w"))
+    assert trainer.main(["--dataset", data["easy"], "--train_dir", run_dir,
+                         "--max_training_steps", "50"]) == 0
+    resumed = json.load(open(path))
+    assert resumed["optimizer"] == "adam" and resumed["clip_norm"] == 20.0
 
 
 def test_data_dependent_init_and_ema_are_logged(semi_run):
@@ -209,3 +239,20 @@ def test_a_second_trainer_on_a_run_folder_is_refused(semi_run, data, capsys):
     finally:
         held.close()
     assert not [f for f in os.listdir(run_dir) if f.startswith("model-6")]  # nothing trained
+
+
+def test_the_same_seed_trains_the_same_weights(data, tmp_path):
+    """Reproducible bit for bit: nothing in a step races (an optimizer that
+    updated a weight while a gradient still to be computed read it made
+    runs differ, and blew some up)."""
+    import tensorflow.compat.v1 as tf
+    weights = []
+    for name in ("a", "b"):
+        run_dir = str(tmp_path / name)
+        assert trainer.main(["--dataset", data["easy"], "--train_dir", run_dir, "--num_labeled",
+                             "100", "--max_training_steps", "60", "--seed", "5"] + PAPER) == 0
+        reader = tf.train.load_checkpoint(os.path.join(run_dir, "model-60"))
+        weights.append({n: reader.get_tensor(n) for n in reader.get_variable_to_shape_map()
+                        if n.startswith(("Discriminator/", "Generator/"))})
+    assert weights[0].keys() == weights[1].keys()
+    assert all(np.array_equal(weights[0][n], weights[1][n]) for n in weights[0])
