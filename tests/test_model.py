@@ -142,3 +142,85 @@ def test_stray_trainable_variable_is_refused():
         tf.get_variable("stray", [1])
         with pytest.raises(ValueError, match="outside Discriminator/ and Generator/.*stray"):
             ssgan.split_variables()
+
+
+def _no_noise(monkeypatch):
+    import paper_nets
+    monkeypatch.setattr(paper_nets, "MLP_INPUT_NOISE", 0.0)
+    monkeypatch.setattr(paper_nets, "MLP_HIDDEN_NOISE", 0.0)
+
+
+@pytest.mark.parametrize("arch", ["paper", "instance_norm"])
+def test_one_d_pass_over_the_batches_equals_one_pass_each(arch, monkeypatch):
+    # D's outputs per example do not depend on the rest of the batch, so one
+    # pass over the labeled, unlabeled and generated batches concatenated must
+    # give each batch's logits and features, and the same gradients, as one
+    # pass each (noise off, so both are deterministic).
+    _no_noise(monkeypatch)
+    rs = np.random.RandomState(2)
+    with tf.Graph().as_default():
+        if arch == "paper":
+            config = ssgan.ModelConfig((28, 28, 1), 10, 100, "None", "bilinear", 0.9, "paper")
+        else:
+            config = ssgan.ModelConfig((16, 16, 1), 3, 8, "instance", "bilinear", 0.9)
+        d, _ = ssgan.networks(config)
+        assert d.batch_independent
+        batches = [tf.constant(rs.uniform(-1, 1, (n,) + config.image_shape).astype(np.float32))
+                   for n in (4, 3, 5)]
+        with tf.name_scope("together"):
+            together = ssgan._apply_d(d, batches, training=True, update_stats=True)
+        passes = len([op for op in tf.get_default_graph().get_operations()
+                      if op.name.startswith("together/") and op.type in ("MatMul", "Conv2D")])
+        with tf.name_scope("apart"):
+            apart = [d(b, True, return_features=True) for b in batches]
+        layers = len([v for v in tf.trainable_variables() if v.op.name.endswith(("/v", "/weights"))])
+        assert passes == layers  # one pass: one matmul or convolution per layer
+
+        def objective(outputs):  # a fixed projection of every output
+            total = 0.0
+            for i, (logits, features) in enumerate(outputs):
+                total += tf.reduce_sum(logits * np.linspace(-1, 1, logits.shape[1]) * (i + 1))
+                total += tf.reduce_sum(tf.square(features)) * 0.01 * (i + 1)
+            return total
+        variables = tf.trainable_variables()
+        grads = [tf.gradients(objective(o), variables + batches) for o in (together, apart)]
+        with tf.Session() as sess:
+            sess.run(tf.global_variables_initializer())
+            values, (grads_together, grads_apart) = sess.run([[together, apart], grads])
+    for (logits_t, features_t), (logits_a, features_a) in zip(*values):
+        np.testing.assert_allclose(logits_t, logits_a, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(features_t, features_a, rtol=1e-5, atol=1e-5)
+    for g_t, g_a in zip(grads_together, grads_apart):
+        np.testing.assert_allclose(g_t, g_a, rtol=1e-4, atol=1e-5)
+
+
+def test_reference_d_with_batch_norm_keeps_one_pass_per_batch():
+    d, _ = ssgan.networks(ssgan.ModelConfig((16, 16, 1), 3, 8, "batch", "bilinear", 0.9))
+    assert not d.batch_independent  # batch statistics: each batch normalised on its own
+    d, _ = ssgan.networks(ssgan.ModelConfig((28, 28, 1), 10, 100, "None", "bilinear", 0.9,
+                                            "paper", "", 100))
+    assert not d.batch_independent  # minibatch discrimination compares the batch's examples
+
+
+def test_g_step_matches_features_of_its_own_batch_and_samples():
+    # The paper's G step draws a second unlabeled batch and fresh samples:
+    # feature matching depends on those, D's losses on the first ones.
+    import improved_gan
+    with tf.Graph().as_default():
+        config = ssgan.ModelConfig((28, 28, 1), 10, 100, "None", "bilinear", 0.9, "paper")
+        labeled, unlabeled, matching = [tf.random_uniform([6, 28, 28, 1], -1, 1)
+                                        for _ in range(3)]
+        model = ssgan.build_model(labeled, tf.zeros([6], tf.int32), config, training=True,
+                                  unlabeled_images=unlabeled, matching_images=matching)
+        losses = improved_gan.build_losses(model)
+        d_grads = tf.gradients(losses.d_loss, [labeled, unlabeled, matching])
+        g_grads = tf.gradients(losses.g_loss, [labeled, unlabeled, matching])
+        assert [g is None for g in d_grads] == [False, False, True]
+        assert [g is None for g in g_grads] == [True, True, False]
+        with tf.Session() as sess:
+            sess.run(tf.global_variables_initializer())
+            fake, fake_features, matching_fake = sess.run(
+                [model.fake_features, model.matching_real_features,
+                 model.matching_fake_features])
+        assert not np.allclose(fake, matching_fake)  # fresh samples for G's step
+        assert fake_features.shape == matching_fake.shape == (6, 250)

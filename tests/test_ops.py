@@ -149,3 +149,88 @@ def test_unknown_norm_or_method_is_refused():
             ops.activate_and_normalize(tf.zeros([1, 2, 2, 1]), None, "layer", True)
         with pytest.raises(ValueError, match="'bilinear' or 'nn'"):
             ops.upsample_conv2d(tf.zeros([1, 2, 2, 1]), 3, "cubic")
+
+
+@pytest.mark.parametrize("kind", ["dense", "conv", "deconv"])
+def test_weight_norm_is_g_times_v_over_its_norm_values_and_gradients(kind):
+    # The layers scale their output by g / ||v||; computed here from the
+    # definition, w = g v / ||v|| per output unit, in NumPy-made weights fed
+    # to TensorFlow's plain ops.
+    rs = np.random.RandomState(3)
+    with tf.Graph().as_default():
+        if kind == "dense":
+            x = tf.constant(rs.normal(size=(5, 7)).astype(np.float32))
+            with tf.variable_scope("layer"):
+                y = ops.weight_norm_dense(x, 4, train_scale=True)
+        else:
+            x = tf.constant(rs.normal(size=(2, 6, 6, 3)).astype(np.float32))
+            layer = ops.weight_norm_conv2d if kind == "conv" else ops.weight_norm_conv2d_transpose
+            with tf.variable_scope("layer"):
+                y = layer(x, 4, k=3, s=2, train_scale=True)
+        v, g, b = [v for v in tf.global_variables()]
+        sess = tf.Session()
+        sess.run(tf.global_variables_initializer())
+        sess.run([tf.assign(g, rs.uniform(0.5, 2.0, 4)), tf.assign(b, rs.normal(size=4))])
+        v_np, g_np, b_np = sess.run([v, g, b])
+        unit_axis = {"dense": 1, "conv": 3, "deconv": 2}[kind]
+        other = tuple(a for a in range(v_np.ndim) if a != unit_axis)
+        shape = [1] * v_np.ndim
+        shape[unit_axis] = 4
+        w_np = v_np * (g_np / np.sqrt(1e-6 + np.square(v_np).sum(axis=other))).reshape(shape)
+        w = tf.constant(w_np)
+        if kind == "dense":
+            expected = tf.matmul(x, w) + b_np
+        elif kind == "conv":
+            expected = tf.nn.conv2d(x, w, [1, 2, 2, 1], "SAME") + b_np
+        else:
+            expected = tf.nn.conv2d_transpose(x, w, [2, 12, 12, 4], [1, 2, 2, 1], "SAME") + b_np
+        weights = tf.constant(rs.normal(size=y.shape.as_list()).astype(np.float32))
+        # d/dv and d/dg of a fixed projection, against the chain rule through w
+        grads = tf.gradients(tf.reduce_sum(y * weights), [v, g, x])
+        dw = tf.gradients(tf.reduce_sum(expected * weights), [w, x])
+        got, want, dw_np = sess.run([y, expected, dw])
+        norm = np.sqrt(1e-6 + np.square(v_np).sum(axis=other, keepdims=True))
+        direction = v_np / norm
+        dg_want = (dw_np[0] * direction).sum(axis=other)
+        scale = g_np.reshape(shape) / norm
+        dv_want = scale * (dw_np[0] - direction * (dw_np[0] * direction).sum(axis=other,
+                                                                              keepdims=True))
+        dv, dg, dx = sess.run(grads)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(dg, dg_want, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(dv, dv_want, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(dx, dw_np[1], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("shape", [[4000, 50], [20, 101, 3]])
+def test_standard_normal_has_the_normal_distribution(shape):
+    with tf.Graph().as_default():
+        tf.set_random_seed(1)  # the bounds are ~5 standard errors: fixed, not flaky
+        sample = ops.standard_normal(shape)
+        with tf.Session() as sess:
+            a, b = sess.run(sample), sess.run(sample)
+    assert a.shape == tuple(shape) and a.dtype == np.float32
+    assert not np.array_equal(a, b)  # fresh numbers every run
+    x = a.ravel()
+    # mean, variance, skewness and kurtosis of N(0, 1), within ~5 standard errors
+    n = float(x.size)
+    assert abs(x.mean()) < 5 / np.sqrt(n)
+    assert abs(x.var() - 1) < 5 * np.sqrt(2 / n)
+    assert abs(np.mean(x ** 3)) < 5 * np.sqrt(15 / n)
+    assert abs(np.mean(x ** 4) - 3) < 5 * np.sqrt(96 / n)
+    # the whole distribution: Kolmogorov-Smirnov distance to the normal CDF
+    from scipy import stats
+    assert stats.kstest(x, "norm").pvalue > 1e-3
+    # the cos and sin halves of a row are independent of each other
+    if shape[-1] % 2 == 0:
+        half = shape[-1] // 2
+        r = np.corrcoef(a[..., :half].ravel(), a[..., half:].ravel())[0, 1]
+        assert abs(r) < 5 / np.sqrt(n / 2)
+
+
+def test_gaussian_noise_scales_and_switches_off_at_inference():
+    with tf.Graph().as_default():
+        x = tf.fill([500, 40], 3.0)
+        noisy, clean = run([ops.gaussian_noise(x, 0.5, True), ops.gaussian_noise(x, 0.5, False)])
+    assert abs(noisy.std() - 0.5) < 0.02 and abs(noisy.mean() - 3.0) < 0.02
+    assert (clean == 3.0).all()

@@ -112,7 +112,8 @@ def test_dynamic_loss_scale_halves_on_overflow_and_grows_after_a_period():
     assert seen == [8, 8, 16, 8, 4, 4, 2, 1, 1, 1, 1]
 
 
-def test_float16_training_recovers_from_an_overflow_step():
+@pytest.mark.parametrize("optimizer", ["adam", "paper_adam"])
+def test_float16_training_recovers_from_an_overflow_step(optimizer):
     config = CONFIGS["reference"]
     with tf.Graph().as_default():
         rs = np.random.RandomState(1)
@@ -122,7 +123,7 @@ def test_float16_training_recovers_from_an_overflow_step():
         model = ssgan.build_model(images, labels, config, training=True, dtype=tf.float16)
         losses = ssgan.build_losses(model, step)
         ops = ssgan.build_train_ops(losses, step, ssgan.OptimConfig(
-            1e-3, 1e-3, 0.5, 20.0, loss_scaling=True))
+            1e-3, 1e-3, 0.5, 20.0, loss_scaling=True, optimizer=optimizer))
         with tf.variable_scope("d_optimize_loss_scale", reuse=True):
             loss_scale = tf.get_variable("loss_scale", dtype=tf.float32)
         d_state = ops.d_vars + [v for v in tf.global_variables() if "d_optimize_adam" in v.name]

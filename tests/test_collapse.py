@@ -1,0 +1,63 @@
+"""The collapse detector on loss traces shaped like real runs: quiet on
+healthy ones (early dips included), loud once on a collapse."""
+
+import numpy as np
+
+from collapse import CollapseDetector
+
+
+def healthy_trace(rs, steps):
+    """(step, unlabeled loss, feature matching) per log line of a healthy
+    run: the loss near 0.01-0.05 at first, then 0.1-0.5; matching 2-10."""
+    for i, step in enumerate(steps):
+        loss = (0.01 + 0.04 * rs.rand()) if i < 5 else rs.uniform(0.08, 0.5)
+        yield step, loss, rs.uniform(2.0, 10.0)
+
+
+def collapsed_trace(rs, steps):
+    """After a collapse: the loss at 1e-4 - 1e-5, matching 200-1700."""
+    for step in steps:
+        yield step, 10 ** rs.uniform(-5, -4), rs.uniform(200.0, 1700.0)
+
+
+def feed(detector, trace):
+    return [(step, detector.update(step, loss, matching)) for step, loss, matching in trace]
+
+
+def test_a_healthy_run_raises_no_warning():
+    rs = np.random.RandomState(0)
+    detector = CollapseDetector()
+    assert [w for _, w in feed(detector, healthy_trace(rs, range(100, 60000, 100))) if w] == []
+
+
+def test_a_collapse_is_reported_once_with_its_first_step():
+    rs = np.random.RandomState(1)
+    detector = CollapseDetector()
+    warnings = feed(detector, healthy_trace(rs, range(600, 20400, 600)))
+    warnings += feed(detector, collapsed_trace(rs, range(20400, 40000, 600)))
+    fired = [(step, w) for step, w in warnings if w]
+    assert len(fired) == 1
+    step, text = fired[0]
+    assert step == 20400 + 4 * 600  # the fifth line in a row below the floor
+    assert "collapsed (from step 20400)" in text
+    assert "checkpoints from before step 20400" in text
+    # a recovery ends it; a later collapse is reported again
+    feed(detector, healthy_trace(rs, range(40000, 42000, 600)))
+    again = [w for _, w in feed(detector, collapsed_trace(rs, range(42000, 48000, 600))) if w]
+    assert len(again) == 1
+
+
+def test_a_low_loss_without_a_feature_matching_jump_is_not_a_collapse():
+    # D very sure of itself while G still matches D's features: no collapse.
+    rs = np.random.RandomState(2)
+    detector = CollapseDetector()
+    feed(detector, healthy_trace(rs, range(100, 5000, 100)))
+    quiet = feed(detector, ((step, 5e-4, rs.uniform(3.0, 8.0)) for step in range(5000, 9000, 100)))
+    assert [w for _, w in quiet if w] == []
+
+
+def test_one_low_line_is_not_enough():
+    detector = CollapseDetector(patience=3)
+    for step in range(0, 1000, 100):
+        loss = 1e-5 if step % 300 == 0 else 0.2
+        assert detector.update(step, loss, 500.0 if loss < 1e-3 else 5.0) is None
