@@ -7,13 +7,18 @@ rate it reaches.
     python scripts/benchmark.py --precisions fp32 bf16 fp16 --train_batches 32 128 256
     python scripts/benchmark.py --image_shape 32 32 3 --train_batches 32 --seconds 20
     python scripts/benchmark.py --smoke              # a few steps per row, to check it runs
+    python scripts/benchmark.py --arch paper --precisions fp32   # the paper's MNIST MLPs
 
 Training alternates D and G steps as trainer.py does (one session.run per
 step, fetching the step's loss), with the trainer's optimiser settings and
-precision handling (float32 variables, float16 loss scaling). Inference is
-D alone with batch norm in inference mode. Inputs are random images made in
-the graph, so the numbers are the model's, not the input pipeline's (see
-benchmark_input.py for that).
+precision handling (float32 variables, float16 loss scaling): for the
+reference networks its SSGAN (TensorFlow's Adam, clip 20); for --arch paper
+the paper's recipe as `--method improved_gan` runs it (D sees a labeled
+and an unlabeled batch and G's samples in one pass, G matches features on a
+batch of its own; the paper's Adam, no clip, the moving average of D's
+weights). Inference is D alone in inference mode. Inputs are random images
+made in the graph, so the numbers are the model's, not the input
+pipeline's (see benchmark_input.py for that).
 
 FLOPs are counted from the graph (convolutions, their gradients, matmuls).
 "model" FLOPs are those of the reference's formulation (every upsampling
@@ -41,19 +46,29 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      epilog=__doc__.split("\n\n", 1)[1],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--arch", default="reference", choices=("reference", "paper"),
+                        help="the reference's conv nets, or the paper's networks (--arch of "
+                             "trainer.py) trained with its recipe")
     parser.add_argument("--image_shape", type=int, nargs=3, default=[28, 28, 1])
     parser.add_argument("--num_classes", type=int, default=10)
-    parser.add_argument("--n_z", type=int, default=128)
+    parser.add_argument("--n_z", type=int, default=None, help="default: 128, the paper's 100")
     parser.add_argument("--deconv_type", default="bilinear")
     parser.add_argument("--norm_type", default="batch")
     parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"],
                         choices=("fp32", "bf16", "fp16"),
                         help="fp16 runs on GPUs; on CPUs TensorFlow computes it without oneDNN")
-    parser.add_argument("--train_batches", type=int, nargs="+", default=[32, 128])
+    parser.add_argument("--train_batches", type=int, nargs="+", default=None,
+                        help="default: 32 128, the paper's 100")
     parser.add_argument("--infer_batches", type=int, nargs="+", default=[32, 1024])
     parser.add_argument("--seconds", type=float, default=10.0, help="timed duration per row")
     parser.add_argument("--smoke", action="store_true", help="a few steps per row, no timing")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    paper = args.arch == "paper"
+    if args.n_z is None:
+        args.n_z = 100 if paper else 128
+    if args.train_batches is None:
+        args.train_batches = [100] if paper else [32, 128]
+    return args
 
 
 def op_flops(op):
@@ -143,22 +158,42 @@ def _timed(run_once, batch_size, seconds, smoke):
 def model_config(args):
     import model as ssgan
     return ssgan.ModelConfig(tuple(args.image_shape), args.num_classes, args.n_z,
-                             args.norm_type, args.deconv_type, 0.9)
+                             args.norm_type, args.deconv_type, 0.9, args.arch)
+
+
+PAPER_LEARNING_RATE = 0.003
+PAPER_EMA_DECAY = 0.9999
 
 
 def _training_graph(args, batch_size, precision_name):
     """(d_fetch, g_fetch) of one D step and one G step, as the trainer builds them."""
     import tensorflow.compat.v1 as tf
+    import improved_gan
     import model as ssgan
     import precision
+    from config import REFERENCE_CLIP_NORM
     step = tf.train.get_or_create_global_step()
-    images = tf.random_uniform([batch_size] + args.image_shape, -1.0, 1.0)
+
+    def images():
+        return tf.random_uniform([batch_size] + args.image_shape, -1.0, 1.0)
     labels = tf.random_uniform([batch_size], 0, args.num_classes, tf.int32)
-    model = ssgan.build_model(images, labels, model_config(args), training=True,
-                              dtype=precision.DTYPES[precision_name])
-    losses = ssgan.build_losses(model, step)
-    ops = ssgan.build_train_ops(losses, step, ssgan.OptimConfig(
-        1e-4, 1e-4, 0.5, 20.0, loss_scaling=precision.needs_loss_scale(precision_name)))
+    dtype = precision.DTYPES[precision_name]
+    loss_scaling = precision.needs_loss_scale(precision_name)
+    if args.arch == "paper":
+        model = ssgan.build_model(images(), labels, model_config(args), training=True,
+                                  unlabeled_images=images(), matching_images=images(),
+                                  dtype=dtype)
+        losses = improved_gan.build_losses(model)
+        optim = ssgan.OptimConfig(PAPER_LEARNING_RATE, PAPER_LEARNING_RATE, 0.5, 0.0,
+                                  ema_decay=PAPER_EMA_DECAY, loss_scaling=loss_scaling,
+                                  optimizer="paper_adam")
+    else:
+        model = ssgan.build_model(images(), labels, model_config(args), training=True,
+                                  dtype=dtype)
+        losses = ssgan.build_losses(model, step)
+        optim = ssgan.OptimConfig(1e-4, 1e-4, 0.5, REFERENCE_CLIP_NORM,
+                                  loss_scaling=loss_scaling)
+    ops = ssgan.build_train_ops(losses, step, optim)
     return [ops.d_train, losses.d_loss], [ops.g_train, losses.g_loss]
 
 
@@ -199,8 +234,7 @@ def _inference_graph(args, batch_size, precision_name):
     images = tf.random_uniform([batch_size] + args.image_shape, -1.0, 1.0)
     with tf.variable_scope(tf.get_variable_scope(),
                            custom_getter=precision.variable_getter(dtype)):
-        logits = ssgan.Discriminator(args.num_classes, args.norm_type)(
-            tf.cast(images, dtype), training=False)
+        logits = ssgan.networks(model_config(args))[0](tf.cast(images, dtype), training=False)
     return tf.argmax(logits[:, :args.num_classes], axis=1)
 
 
@@ -219,8 +253,8 @@ def bench_inference(args, batch_size, precision_name):
             return _timed(lambda i: sess.run(predictions), batch_size, args.seconds, args.smoke)
 
 
-HEADER = "%-9s %-10s %6s %12s %10s %10s %9s %7s %7s"
-ROW = "%-9s %-10s %6d %12.1f %10.1f %10.1f %9.1f %6.0f%% %6.0f%%"
+HEADER = "%-9s %-10s %6s %8s %12s %10s %10s %9s %7s %7s"
+ROW = "%-9s %-10s %6d %8.2f %12.1f %10.1f %10.1f %9.1f %6.0f%% %6.0f%%"
 
 
 def main(argv=None):
@@ -235,13 +269,15 @@ def main(argv=None):
     print("machine: %s, %d cores; Python %s; TensorFlow %s" % (
         platform.processor() or platform.machine(), os.cpu_count(), platform.python_version(),
         tf.VERSION))
-    print("model: %s, deconv %s, norm %s; matmul rate (GFLOP/s): %s" % (
-        "x".join(map(str, args.image_shape)), args.deconv_type, args.norm_type,
+    networks = ("the paper's networks" if args.arch == "paper" else
+                "deconv %s, norm %s" % (args.deconv_type, args.norm_type))
+    print("model: %s, %s; matmul rate (GFLOP/s): %s" % (
+        "x".join(map(str, args.image_shape)), networks,
         ", ".join("%s %.0f" % (precision.DTYPES[p].name, ceilings[p])
                   for p in sorted(ceilings))))
-    print(HEADER % ("precision", "mode", "batch", "instances/s", "model", "executed",
-                    "model", "of", "of"))
-    print(HEADER % ("", "", "", "", "MFLOP/inst", "MFLOP/inst", "GFLOP/s", "fp32", "own"))
+    print(HEADER % ("precision", "mode", "batch", "ms/step", "instances/s", "model",
+                    "executed", "model", "of", "of"))
+    print(HEADER % ("", "", "", "", "", "MFLOP/inst", "MFLOP/inst", "GFLOP/s", "fp32", "own"))
     rows = [("training", b, training_flops, bench_training) for b in args.train_batches]
     rows += [("inference", b, inference_flops, bench_inference) for b in args.infer_batches]
     for mode, batch_size, count, bench in rows:
@@ -249,7 +285,8 @@ def main(argv=None):
         for precision_name in args.precisions:
             rate = bench(args, batch_size, precision_name)
             achieved = rate * model_flops / 1e9
-            print(ROW % (precision_name, mode, batch_size, rate, model_flops / 1e6,
+            print(ROW % (precision_name, mode, batch_size, 1e3 * batch_size / rate, rate,
+                         model_flops / 1e6,
                          executed / 1e6, achieved, 100.0 * achieved / ceilings["fp32"],
                          100.0 * achieved / ceilings[precision_name]))
             sys.stdout.flush()

@@ -71,6 +71,25 @@ def test_smoke_run_prints_the_table():
     lines = result.stdout.splitlines()
     for precision in ("fp32", "bf16"):
         for mode in ("training", "inference"):
-            assert any(re.match(r"^%s\s+%s\s+4\s+\d+\.\d" % (precision, mode), l)
+            assert any(re.match(r"^%s\s+%s\s+4\s+\d+\.\d\d\s+\d+\.\d" % (precision, mode), l)
                        for l in lines), result.stdout
     assert re.search(r"matmul rate \(GFLOP/s\): bfloat16 \d+, float32 \d+", result.stdout)
+
+
+def test_paper_mlp_step_flops_match_a_hand_count():
+    # Multiply-adds per image. D: 784-1000-500-250-250-250-10; G: 100-500-500-784.
+    d = 784 * 1000 + 1000 * 500 + 500 * 250 + 2 * 250 * 250 + 250 * 10
+    g = 100 * 500 + 500 * 500 + 500 * 784
+    d_features = d - 250 * 10  # up to the last 250-unit layer
+    # D step: G's samples, D forward on the labeled, unlabeled and generated
+    # images, D's weight gradients, and its input gradients except the first
+    # layer's (nothing below it trains).
+    d_step = g + 3 * d + 3 * d + 3 * (d - 784 * 1000)
+    # G step: G forward, D's features of G's unlabeled batch and of fresh
+    # samples, their input gradients down to the pixels, G's weight gradients
+    # and its input gradients above the noise.
+    g_step = g + 2 * d_features + d_features + g + (g - 100 * 500)
+    args = bench.parse_args(["--arch", "paper"])
+    model, executed = bench.training_flops(args, 4)
+    assert model == executed == (2 * d_step + 2 * g_step) / 2.0
+    assert list(bench.inference_flops(args, 4)) == [2 * d, 2 * d]
