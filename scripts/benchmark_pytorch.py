@@ -1,16 +1,28 @@
-"""The same reference model (28x28x1, batch norm, bilinear G) trained in PyTorch
-on the CPU: the comparison README's speed section quotes. PyTorch is not a
-dependency of this project; install it separately (pip install torch).
+"""The same models trained in PyTorch on the CPU: the comparison the README's
+speed section quotes. PyTorch is not a dependency of this project; install
+it separately (pip install torch).
 
     OMP_NUM_THREADS=2 python scripts/benchmark_pytorch.py --variant eager --threads 2
     OMP_NUM_THREADS=2 python scripts/benchmark_pytorch.py --variant channels_last --bf16
     OMP_NUM_THREADS=2 python scripts/benchmark_pytorch.py --variant compile
+    OMP_NUM_THREADS=2 python scripts/benchmark_pytorch.py --arch paper --batch 100
 
-It alternates D and G steps as trainer.py does (Adam 1e-4 / beta1 0.5, global
-norm clip 20, the reference's losses; D also sees the real batch on G steps,
-for its batch-norm statistics) and prints
-variant=<v> bf16=<bool> batch=<B> threads=<n> training_instances_per_sec=<x>,
-counting B instances per D step and per G step, as the trainer's log does.
+--arch reference (the default): the reference model (28x28x1, batch norm,
+bilinear G). It alternates D and G steps as trainer.py does (Adam 1e-4 /
+beta1 0.5, global norm clip 20, the reference's losses; D also sees the real
+batch on G steps, for its batch-norm statistics).
+
+--arch paper: the paper's MNIST MLPs as `trainer.py --arch paper --method
+improved_gan` trains them: D (Gaussian noise, weight-normalised 1000-500-
+250-250-250-10) on a labeled, an unlabeled and a generated batch in one pass
+with the paper's losses; G (500-500 with batch norm, weight-normalised
+output) by feature matching on a batch of its own and fresh samples; Adam
+lr 0.003 / beta1 0.5 (PyTorch's, epsilon outside the root: the same work),
+no clip; after each D step the moving average of D's weights.
+
+Prints variant=<v> bf16=<bool> batch=<B> threads=<n> ms_per_step=<t>
+training_instances_per_sec=<x>, counting B instances per D step and per G
+step, as the trainer's log does.
 """
 import argparse
 import contextlib
@@ -70,8 +82,93 @@ class Generator(nn.Module):
         return F.interpolate(x, size=(28, 28), mode="bilinear", align_corners=False)
 
 
+class WeightNormDense(nn.Module):
+    """y = x (g v / ||v||) + b, the norm per output unit (the paper's nn.DenseLayer)."""
+
+    def __init__(self, n_in, n_out, train_scale=False):
+        super().__init__()
+        self.v = nn.Parameter(torch.randn(n_in, n_out) * 0.1)
+        self.g = nn.Parameter(torch.ones(n_out), requires_grad=train_scale)
+        self.b = nn.Parameter(torch.zeros(n_out))
+
+    def forward(self, x):
+        return x @ self.v * (self.g / self.v.norm(dim=0)) + self.b
+
+
+class PaperD(nn.Module):
+    def __init__(self, units=(1000, 500, 250, 250, 250)):
+        super().__init__()
+        ins = (784,) + units[:-1]
+        self.layers = nn.ModuleList(WeightNormDense(i, o) for i, o in zip(ins, units))
+        self.out = WeightNormDense(units[-1], K, train_scale=True)
+
+    def forward(self, x):                                 # [B,784] in [0,1]
+        x = x + 0.3 * torch.randn_like(x)
+        for layer in self.layers:
+            features = F.relu(layer(x))
+            x = features + 0.5 * torch.randn_like(features)
+        return self.out(x), features                      # [B,K] (fake logit 0), [B,250]
+
+
+class PaperG(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(100, 500, bias=False), nn.Linear(500, 500, bias=False)
+        self.bn1 = nn.BatchNorm1d(500, eps=1e-6, affine=False)
+        self.bn2 = nn.BatchNorm1d(500, eps=1e-6, affine=False)
+        self.beta1, self.beta2 = nn.Parameter(torch.zeros(500)), nn.Parameter(torch.zeros(500))
+        self.out = WeightNormDense(500, 784, train_scale=True)
+
+    def forward(self, z):                                 # [B,100] in [0,1]
+        x = F.softplus(self.bn1(self.fc1(z)) + self.beta1)
+        x = F.softplus(self.bn2(self.fc2(x)) + self.beta2)
+        return torch.sigmoid(self.out(x))
+
+
+def paper_steps(args, B):
+    """(d_step, g_step) of the paper's recipe."""
+    D, G = PaperD(), PaperG()
+    d_params = [p for p in D.parameters() if p.requires_grad]
+    g_params = [p for p in G.parameters() if p.requires_grad]
+    d_opt = torch.optim.Adam(d_params, lr=0.003, betas=(0.5, 0.999), foreach=True)
+    g_opt = torch.optim.Adam(g_params, lr=0.003, betas=(0.5, 0.999), foreach=True)
+    averages = [p.detach().clone() for p in d_params]
+    labels = torch.randint(0, K, (B,))
+
+    def images():
+        return torch.rand(B, 784)
+
+    def d_step():
+        with torch.no_grad():
+            fake = G(torch.rand(B, 100))
+        logits, _ = D(torch.cat([images(), images(), fake]))
+        lab, unl, gen = logits.split(B)
+        lse_unl, lse_gen = unl.logsumexp(1), gen.logsumexp(1)
+        loss = (F.cross_entropy(lab, labels)
+                + 0.5 * (F.softplus(lse_unl) - lse_unl).mean() + 0.5 * F.softplus(lse_gen).mean())
+        d_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        d_opt.step()
+        with torch.no_grad():
+            torch._foreach_lerp_(averages, [p.detach() for p in d_params], 1e-4)
+
+    def g_step():
+        D.requires_grad_(False)
+        with torch.no_grad():
+            _, real_features = D(images())
+        _, fake_features = D(G(torch.rand(B, 100)))
+        loss = (real_features.mean(0) - fake_features.mean(0)).square().mean()
+        g_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        g_opt.step()
+        for p in d_params:
+            p.requires_grad_(True)
+    return d_step, g_step
+
+
 def main():
     p = argparse.ArgumentParser()
+    p.add_argument("--arch", choices=["reference", "paper"], default="reference")
     p.add_argument("--variant", choices=["eager", "channels_last", "compile"], default="eager")
     p.add_argument("--bf16", action="store_true")
     p.add_argument("--batch", type=int, default=32)
@@ -84,6 +181,11 @@ def main():
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     B = args.batch
+    if args.arch == "paper":
+        if args.variant != "eager" or args.bf16:
+            p.error("--arch paper runs --variant eager in float32")
+        d_step, g_step = paper_steps(args, B)
+        return report(args, B, d_step, g_step)
     mf = torch.channels_last if args.variant == "channels_last" else torch.contiguous_format
 
     D = Discriminator().to(memory_format=mf)
@@ -130,6 +232,10 @@ def main():
         g_opt.step()
         D.requires_grad_(True)
 
+    return report(args, B, d_step, g_step)
+
+
+def report(args, B, d_step, g_step):
     def pair():
         d_step()
         g_step()
@@ -150,7 +256,8 @@ def main():
     elapsed = time.perf_counter() - t0
 
     ips = 2 * pairs * B / elapsed                  # D and G steps each process B instances
-    print(f"variant={args.variant} bf16={args.bf16} batch={B} threads={args.threads} "
+    print(f"arch={args.arch} variant={args.variant} bf16={args.bf16} batch={B} "
+          f"threads={args.threads} ms_per_step={1e3 * elapsed / (2 * pairs):.2f} "
           f"training_instances_per_sec={ips:.2f}")
 
 
