@@ -9,8 +9,10 @@ Every example of the split is classified exactly once by the discriminator
 (its K class logits; batch norm in inference mode). Prints the reference's
 `Average accuracy : 0.XXXX` line, the count evaluated, per-class accuracy, the
 confusion matrix and the inference speed, and writes the same to
-eval-<step>-<split>.json in the run folder, with eval-<step>-samples.png: a
-grid of generated images, one row per class as the classifier sees them.
+eval-<step>-<split>.json in the run folder (eval-<step>-<split>-raw.json for
+the trained weights of a run that keeps a moving average), with
+eval-<step>-samples.png: a grid of generated images, one row per class as
+the classifier sees them.
 A run that is still training can be evaluated: the newest complete
 checkpoint is read.
 """
@@ -198,7 +200,10 @@ def run(args):
                   errors=result.num_examples - result.num_correct, batch_size=args.batch_size,
                   weights="ema" if ema else "raw", method=saved.get("method", "ssgan"),
                   num_labeled=saved.get("num_labeled", 0))
-    json_path = os.path.join(run_dir, "eval-%s-%s.json" % (step, args.split))
+    # a run with a moving average keeps the raw weights' report beside it
+    raw_of_ema_run = not ema and bool(saved.get("ema_decay"))
+    json_path = os.path.join(run_dir, "eval-%s-%s%s.json" % (step, args.split,
+                                                             "-raw" if raw_of_ema_run else ""))
     write_json_atomic(json_path, report)
     log.info("Wrote %s", json_path)
     if args.samples_per_class > 0:

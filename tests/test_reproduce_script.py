@@ -2,6 +2,7 @@
 format: it prepares the data, trains the paper's recipe, evaluates, prints
 the results table, and resumes to more epochs."""
 
+import json
 import os
 import re
 import subprocess
@@ -31,6 +32,22 @@ def table_rows(stdout):
     return rows
 
 
+def curve_rows(stdout):
+    """epochs -> [(moving-average errors, trained-weights errors) per seed], mean."""
+    rows, inside = {}, False
+    for line in stdout.splitlines():
+        if line.startswith("test errors by epoch"):
+            inside = True
+        elif inside and re.match(r"^[\d.]+ ", line):
+            cells = re.findall(r"(\d+) \((\d+)\)", line)
+            mean = re.search(r"\)\s+([\d.]+)$", line)
+            rows[float(line.split()[0])] = ([(int(e), int(r)) for e, r in cells],
+                                            float(mean.group(1)) if mean else None)
+        elif inside and not line.startswith("epochs"):
+            inside = False
+    return rows
+
+
 def test_script_trains_evaluates_tabulates_and_resumes(tmp_path):
     source = tmp_path / "source"
     source.mkdir()
@@ -38,8 +55,19 @@ def test_script_trains_evaluates_tabulates_and_resumes(tmp_path):
     sums = fakedata.write_md5sums(str(source), str(tmp_path / "sums.md5"))
     common = ["--data_dir", str(tmp_path / "data"), "--root", str(tmp_path / "runs"),
               "--source", str(source), "--checksums", sums]
-    first = run_script("--epochs", "1", "--seeds", "1,2", *common)
+    first = run_script("--epochs", "1", "--seeds", "1,2", "--eval_every", "1", *common)
     assert first.returncode == 0, first.stderr[-2000:]
+    # the curve: both seeds at epoch 1, both weights, and their mean
+    runs = tmp_path / "runs"
+    curve = curve_rows(first.stdout)
+    assert list(curve) == [1.0]
+    cells, mean = curve[1.0]
+    expected = []
+    for seed in (1, 2):
+        folder = runs / ("MNIST-100labels-improved_gan-seed%d" % seed)
+        expected.append(tuple(json.load(open(str(folder / name)))["errors"]
+                              for name in ("eval-6-test.json", "eval-6-test-raw.json")))
+    assert cells == expected and mean == sum(e for e, _ in expected) / 2.0
     assert "3 iterations per epoch, 1 epochs = 6 steps per run" in first.stdout
     rows = table_rows(first.stdout)
     assert sorted(rows) == [1, 2]
@@ -48,9 +76,10 @@ def test_script_trains_evaluates_tabulates_and_resumes(tmp_path):
     run_dir = tmp_path / "runs" / "MNIST-100labels-improved_gan-seed1"
     assert (run_dir / "labeled_ids.txt").read_text().count("\n") == 100
 
-    second = run_script("--epochs", "2", "--seeds", "1", *common)
+    second = run_script("--epochs", "2", "--seeds", "1", "--eval_every", "1", *common)
     assert second.returncode == 0, second.stderr[-2000:]
     assert table_rows(second.stdout)[1][1] == 2.0
+    assert sorted(curve_rows(second.stdout)) == [1.0, 2.0]  # epoch 1's reports are kept
     assert "resuming from" in (run_dir / "train.log").read_text()
     assert len((run_dir / "wall_seconds.txt").read_text().split()) == 2
 

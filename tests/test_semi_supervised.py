@@ -74,6 +74,9 @@ def test_evaler_reports_errors_with_the_moving_average_weights(semi_run, caplog)
     out = caplog.text
     assert "%d errors (" % ema["errors"] in out and "moving-average weights" in out
     assert os.path.isfile(os.path.join(run_dir, "eval-40-samples.png"))
+    # both reports kept: the moving average's and the trained weights'
+    for name, report in (("eval-40-test.json", ema), ("eval-40-test-raw.json", raw)):
+        assert json.load(open(os.path.join(run_dir, name)))["errors"] == report["errors"]
 
 
 def test_the_papers_optimisation_and_the_health_scalars(semi_run):
