@@ -30,8 +30,9 @@ class CollapseDetector(object):
     reports a collapse: the unlabeled loss below `floor` for `patience`
     lines in a row while feature matching is at least `jump` times its
     median over the healthy lines before (when there were fewer than three
-    healthy lines, the loss alone decides). It warns once per collapse; a
-    healthy line ends it, and a later one is reported again."""
+    healthy lines, the loss alone decides). It warns once per collapse;
+    `patience` lines above the floor in a row end it, and a later collapse
+    is reported again."""
 
     def __init__(self, floor=UNLABELED_LOSS_FLOOR, patience=PATIENCE, jump=MATCHING_JUMP):
         self.floor = floor
@@ -40,23 +41,31 @@ class CollapseDetector(object):
         self._healthy = collections.deque(maxlen=HEALTHY_HISTORY)
         self._streak = []
         self._warned = False
+        self._recovering = 0
 
     def update(self, step, unlabeled_loss, feature_matching):
         """One log line's values; returns the warning text when this line
         completes a collapse, else None."""
-        if not unlabeled_loss < self.floor:  # NaN counts as healthy: the trainer stops on it
+        low = unlabeled_loss < self.floor  # NaN counts as healthy: the trainer stops on it
+        if self._warned:
+            # A collapsed GAN has the odd line above the floor; it has
+            # recovered only after `patience` of them in a row.
+            self._recovering = 0 if low else self._recovering + 1
+            if self._recovering >= self.patience:
+                self._warned, self._streak = False, []
+            return None
+        if not low:
             self._healthy.append(feature_matching)
             self._streak = []
-            self._warned = False
             return None
         self._streak.append((step, unlabeled_loss, feature_matching))
-        if self._warned or len(self._streak) < self.patience:
+        if len(self._streak) < self.patience:
             return None
         matching = _median([m for _, _, m in self._streak[-self.patience:]])
         baseline = _median(self._healthy) if len(self._healthy) >= 3 else None
         if baseline is not None and not matching >= self.jump * baseline:
             return None
-        self._warned = True
+        self._warned, self._recovering = True, 0
         start = self._streak[0][0]
         before = ("; it was %.3g before" % baseline) if baseline is not None else ""
         return ("The GAN has collapsed (from step %d): D's unlabeled real-vs-generated loss has "

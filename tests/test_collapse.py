@@ -42,9 +42,18 @@ def test_a_collapse_is_reported_once_with_its_first_step():
     assert "collapsed (from step 20400)" in text
     assert "checkpoints from before step 20400" in text
     # a recovery ends it; a later collapse is reported again
-    feed(detector, healthy_trace(rs, range(40000, 42000, 600)))
-    again = [w for _, w in feed(detector, collapsed_trace(rs, range(42000, 48000, 600))) if w]
+    feed(detector, healthy_trace(rs, range(40000, 46000, 600)))
+    again = [w for _, w in feed(detector, collapsed_trace(rs, range(46000, 52000, 600))) if w]
     assert len(again) == 1
+
+
+def test_the_odd_line_above_the_floor_does_not_end_a_collapse():
+    rs = np.random.RandomState(3)
+    detector = CollapseDetector()
+    feed(detector, healthy_trace(rs, range(100, 10000, 100)))
+    trace = [(step, 0.002 if step % 700 == 0 else loss, matching)
+             for step, loss, matching in collapsed_trace(rs, range(10000, 20000, 100))]
+    assert len([w for _, w in feed(detector, trace) if w]) == 1
 
 
 def test_a_low_loss_without_a_feature_matching_jump_is_not_a_collapse():
@@ -61,3 +70,21 @@ def test_one_low_line_is_not_enough():
     for step in range(0, 1000, 100):
         loss = 1e-5 if step % 300 == 0 else 0.2
         assert detector.update(step, loss, 500.0 if loss < 1e-3 else 5.0) is None
+
+
+def measured_trace(name):
+    """(step, unlabeled loss, feature matching) every 100 steps of a real
+    MNIST-100 run (tests/data/mnist100_trace_<name>.csv, from its
+    TensorBoard events)."""
+    import os
+    path = os.path.join(os.path.dirname(__file__), "data", "mnist100_trace_%s.csv" % name)
+    rows = np.loadtxt(path, delimiter=",", comments="#")
+    return [(int(step), loss, matching) for step, loss, matching in rows]
+
+
+def test_measured_runs_the_collapse_once_near_its_step_and_the_healthy_never():
+    collapsed = feed(CollapseDetector(), measured_trace("collapse"))
+    fired = [step for step, w in collapsed if w]
+    assert len(fired) == 1 and 17200 <= fired[0] <= 19000, fired
+    healthy = feed(CollapseDetector(), measured_trace("healthy"))
+    assert [step for step, w in healthy if w] == []
