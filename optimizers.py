@@ -109,11 +109,12 @@ class PaperAdamOptimizer(tf.train.Optimizer):
 
     def _finish(self, update_ops, name_scope):
         beta1_power, beta2_power = self._powers()
-        with tf.control_dependencies(update_ops), tf.colocate_with(beta1_power):
-            update_beta1 = tf.assign(beta1_power, beta1_power * self._beta1,
-                                     use_locking=self._use_locking)
-            update_beta2 = tf.assign(beta2_power, beta2_power * self._beta2,
-                                     use_locking=self._use_locking)
+        with tf.control_dependencies(update_ops):
+            with tf.colocate_with(beta1_power):
+                update_beta1 = tf.assign(beta1_power, beta1_power * self._beta1,
+                                         use_locking=self._use_locking)
+                update_beta2 = tf.assign(beta2_power, beta2_power * self._beta2,
+                                         use_locking=self._use_locking)
         return tf.group(*(list(update_ops) + [update_beta1, update_beta2]), name=name_scope)
 
 
