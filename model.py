@@ -204,15 +204,16 @@ def _batch_size(images):
     return size if size is not None else tf.shape(images)[0]
 
 
-def _apply_d(discriminator, batches, training, update_stats):
+def _apply_d(discriminator, batches, training, update_stats, concat=True):
     """D's (logits, features) of each batch in `batches` (None entries give
     None). A D whose outputs for an example depend on that example alone
     (discriminator.batch_independent) sees the batches concatenated, in one
     pass with one matmul per layer instead of one per batch: the same values
-    and gradients, with fewer and larger operations."""
+    and gradients, with fewer and larger operations. concat=False keeps the
+    passes apart, so a loss on one batch computes that batch's pass alone."""
     present = [b for b in batches if b is not None]
     sizes = [b.shape.as_list()[0] for b in present]
-    if training and len(present) > 1 and None not in sizes and \
+    if concat and training and len(present) > 1 and None not in sizes and \
             getattr(discriminator, "batch_independent", False):
         logits, features = discriminator(tf.concat(present, 0), training,
                                          update_stats=update_stats, return_features=True)
@@ -227,7 +228,7 @@ def _apply_d(discriminator, batches, training, update_stats):
 
 
 def build_model(images, labels, config, training, z=None, unlabeled_images=None,
-                matching_images=None, d_getter=None, dtype=tf.float32):
+                matching_images=None, d_getter=None, dtype=tf.float32, concat_d=True):
     """Applies G and D to a step's batches.
 
     Args:
@@ -250,6 +251,9 @@ def build_model(images, labels, config, training, z=None, unlabeled_images=None,
       dtype: what the networks compute in (float32, bfloat16 or float16; see
         precision.py). Variables stay float32; the model's images, logits
         and features are float32 whatever the dtype.
+      concat_d: whether D may see its batches as one (see _apply_d); False
+        when only the labeled batch's loss is trained (the supervised
+        baseline), which then neither runs G nor D on the other batches.
     """
     expected = list(config.image_shape)
     for batch in (images, unlabeled_images, matching_images):
@@ -275,7 +279,7 @@ def build_model(images, labels, config, training, z=None, unlabeled_images=None,
             tf.variable_scope(tf.get_variable_scope(), custom_getter=getter):
         labeled_c = None if unlabeled_images is None else tf.cast(images, dtype)
         real_out, labeled_out, fake_out = _apply_d(
-            discriminator, [tf.cast(real, dtype), labeled_c, fake], training, True)
+            discriminator, [tf.cast(real, dtype), labeled_c, fake], training, True, concat_d)
         real_logits, real_features = to32(real_out)
         fake_logits, fake_features = to32(fake_out)
         labeled_logits = real_logits if labeled_out is None else to32(labeled_out)[0]

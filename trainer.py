@@ -220,9 +220,12 @@ def build_graph(config, info, cache, start_step, rank=None, workers=None, labele
                                           training=True, matching_images=matching_images,
                                           dtype=dtype)
             else:
+                # The supervised baseline trains on the labeled batch alone: its D
+                # passes stay apart so that a step computes neither G nor the others.
                 model = ssgan.build_model(labeled_batch["image"], labeled_batch["label"], cfg,
                                           training=True, unlabeled_images=train_batch["image"],
-                                          matching_images=matching_images, dtype=dtype)
+                                          matching_images=matching_images, dtype=dtype,
+                                          concat_d=config.method != "supervised")
         init_ops = []
         if start_step == 0 and (config.arch == "paper" or config.minibatch_kernels):
             with tf.name_scope("data_init"):

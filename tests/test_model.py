@@ -194,6 +194,26 @@ def test_one_d_pass_over_the_batches_equals_one_pass_each(arch, monkeypatch):
         np.testing.assert_allclose(g_t, g_a, rtol=1e-4, atol=1e-5)
 
 
+def test_labeled_logits_apart_do_not_run_g():
+    # The supervised baseline trains on the labeled batch alone. With D's
+    # passes apart (concat_d=False, as the trainer builds it) its labeled
+    # logits depend on neither G nor the unlabeled batch, so its steps do not
+    # compute them; in one concatenated pass they would.
+    with tf.Graph().as_default():
+        config = ssgan.ModelConfig((28, 28, 1), 10, 100, "None", "bilinear", 0.9, "paper")
+        labeled, unlabeled = [tf.random_uniform([6, 28, 28, 1], -1, 1) for _ in range(2)]
+        for concat_d in (False, True):
+            with tf.variable_scope("concat%d" % concat_d):
+                model = ssgan.build_model(labeled, tf.zeros([6], tf.int32), config,
+                                          training=True, unlabeled_images=unlabeled,
+                                          concat_d=concat_d)
+                g_vars = [v for v in tf.trainable_variables()
+                          if v.op.name.startswith("concat%d/Generator/" % concat_d)]
+                assert g_vars
+                grads = tf.gradients(tf.reduce_sum(model.labeled_logits), g_vars + [unlabeled])
+                assert all(g is None for g in grads) != concat_d, concat_d
+
+
 def test_reference_d_with_batch_norm_keeps_one_pass_per_batch():
     d, _ = ssgan.networks(ssgan.ModelConfig((16, 16, 1), 3, 8, "batch", "bilinear", 0.9))
     assert not d.batch_independent  # batch statistics: each batch normalised on its own
