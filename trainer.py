@@ -215,17 +215,18 @@ def build_graph(config, info, cache, start_step, rank=None, workers=None, labele
                 cache, config.batch_size, split="test", seed=config.seed + 1)).get_next()
         with tf.name_scope("model"):
             matching_images = None if matching_batch is None else matching_batch["image"]
+            # The supervised baseline trains on the labeled batch alone: its D
+            # passes stay apart so that a step computes neither G nor the others.
+            concat_d = config.method != "supervised"
             if labeled_batch is None:
                 model = ssgan.build_model(train_batch["image"], train_batch["label"], cfg,
                                           training=True, matching_images=matching_images,
-                                          dtype=dtype)
+                                          dtype=dtype, concat_d=concat_d)
             else:
-                # The supervised baseline trains on the labeled batch alone: its D
-                # passes stay apart so that a step computes neither G nor the others.
                 model = ssgan.build_model(labeled_batch["image"], labeled_batch["label"], cfg,
                                           training=True, unlabeled_images=train_batch["image"],
                                           matching_images=matching_images, dtype=dtype,
-                                          concat_d=config.method != "supervised")
+                                          concat_d=concat_d)
         init_ops = []
         if start_step == 0 and (config.arch == "paper" or config.minibatch_kernels):
             with tf.name_scope("data_init"):

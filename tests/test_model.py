@@ -203,15 +203,19 @@ def test_labeled_logits_apart_do_not_run_g():
         config = ssgan.ModelConfig((28, 28, 1), 10, 100, "None", "bilinear", 0.9, "paper")
         labeled, unlabeled = [tf.random_uniform([6, 28, 28, 1], -1, 1) for _ in range(2)]
         for concat_d in (False, True):
-            with tf.variable_scope("concat%d" % concat_d):
-                model = ssgan.build_model(labeled, tf.zeros([6], tf.int32), config,
-                                          training=True, unlabeled_images=unlabeled,
-                                          concat_d=concat_d)
+            # with an unlabeled batch (--num_labeled) and without (every label kept)
+            for others in (None, unlabeled):
+                scope = "concat%d_%s" % (concat_d, "none" if others is None else "unlabeled")
+                with tf.variable_scope(scope):
+                    model = ssgan.build_model(labeled, tf.zeros([6], tf.int32), config,
+                                              training=True, unlabeled_images=others,
+                                              concat_d=concat_d)
                 g_vars = [v for v in tf.trainable_variables()
-                          if v.op.name.startswith("concat%d/Generator/" % concat_d)]
+                          if v.op.name.startswith(scope + "/Generator/")]
                 assert g_vars
-                grads = tf.gradients(tf.reduce_sum(model.labeled_logits), g_vars + [unlabeled])
-                assert all(g is None for g in grads) != concat_d, concat_d
+                grads = tf.gradients(tf.reduce_sum(model.labeled_logits),
+                                     g_vars + ([] if others is None else [others]))
+                assert all(g is None for g in grads) != concat_d, (concat_d, scope)
 
 
 def test_reference_d_with_batch_norm_keeps_one_pass_per_batch():
