@@ -1,6 +1,8 @@
 """The collapse detector on loss traces shaped like real runs: quiet on
 healthy ones (early dips included), loud once on a collapse."""
 
+import os
+
 import numpy as np
 
 from collapse import CollapseDetector
@@ -76,7 +78,6 @@ def measured_trace(name):
     """(step, unlabeled loss, feature matching) every 100 steps of a real
     MNIST-100 run (tests/data/mnist100_trace_<name>.csv, from its
     TensorBoard events)."""
-    import os
     path = os.path.join(os.path.dirname(__file__), "data", "mnist100_trace_%s.csv" % name)
     rows = np.loadtxt(path, delimiter=",", comments="#")
     return [(int(step), loss, matching) for step, loss, matching in rows]
