@@ -41,13 +41,11 @@ def is_complete(prefix):
 
 def newest_complete(run_dir):
     """The newest complete checkpoint listed in a run folder, or None."""
-    state = tf.train.get_checkpoint_state(run_dir)
+    state = tf.train.get_checkpoint_state(run_dir)  # joins relative entries to run_dir
     if state is None:
         return None
     for path in reversed(list(state.all_model_checkpoint_paths) or
                          [state.model_checkpoint_path]):
-        if not os.path.isabs(path):
-            path = os.path.join(run_dir, path)
         if is_complete(path):
             return path
         log.debug("skipping incomplete checkpoint %s", path)

@@ -84,7 +84,8 @@ FLAGS = [
         help="reference: the SSGAN conv nets. paper: the Improved-GAN paper's networks "
              "(grayscale: weight-normalised MLPs with Gaussian noise; 32x32x3: the CIFAR-10 / "
              "SVHN conv nets with weight norm, dropout and NIN layers); --norm_type, "
-             "--deconv_type and --bn_decay then do not apply")),
+             "--deconv_type and --bn_decay do not apply to them. Chooses the paper's recipe "
+             "(see Recipes below)")),
     ("model", "--minibatch_kernels", dict(
         type=_non_negative_int, default=0,
         help="minibatch discrimination kernels before D's last layer (the paper: 100); "
@@ -115,7 +116,8 @@ FLAGS = [
              "annealed reconstruction term). improved_gan: the paper's (labeled cross-entropy "
              "+ --unlabeled_weight x real-vs-fake loss for D, feature matching for G). "
              "supervised: D on the labeled loss alone, every step a D step and G untrained: "
-             "the baseline to compare a semi-supervised run with")),
+             "the baseline to compare a semi-supervised run with. improved_gan and supervised "
+             "choose the paper's recipe, ssgan the reference's (see Recipes below)")),
     ("training", "--unlabeled_weight", dict(
         type=float, default=1.0,
         help="weight of D's unlabeled (real vs generated) loss; the paper uses 1")),
@@ -231,8 +233,43 @@ MODEL_FLAGS = ("n_z", "norm_type", "deconv_type", "batch_size", "arch", "minibat
                "precision")
 
 
-def check_method_flags(config):
-    """Raises ConfigError for flag combinations that cannot work."""
+# Flags that do nothing in some runs: (flags, when, why). Given explicitly
+# there, they are refused: the run would not do what the command says.
+IGNORED_FLAGS = [
+    (("norm_type", "deconv_type", "bn_decay"), lambda c: c.arch == "paper",
+     "the paper's networks (--arch paper) have their own normalisation and upsampling; "
+     "these shape the reference's (--arch reference)"),
+    (("learning_rate_g", "update_rate", "feature_matching", "unlabeled_weight"),
+     lambda c: c.method == "supervised",
+     "--method supervised trains D alone on the labeled images: G, its steps and the "
+     "unlabeled loss are not used (--method improved_gan uses them)"),
+    (("feature_matching",), lambda c: c.method == "ssgan",
+     "feature matching is G's loss in --method improved_gan; the reference's G loss "
+     "(--method ssgan) is the GAN loss plus reconstruction"),
+    (("unlabeled_weight",), lambda c: c.method == "ssgan" and not c.num_labeled,
+     "with every label kept (--num_labeled 0) --method ssgan has no unlabeled batch to weight"),
+    (("data_seed",), lambda c: not c.num_labeled,
+     "--data_seed chooses the labeled subset of --num_labeled; with every label kept there is "
+     "none"),
+]
+
+
+def check_method_flags(config, explicit=()):
+    """Raises ConfigError for flag combinations that cannot work, and for
+    flags given explicitly that the run would ignore."""
+    if config.arch == "paper" and config.method == "ssgan":
+        raise ConfigError(
+            "--arch paper with --method ssgan cannot train G: the paper's networks fix D's fake "
+            "logit at 0, so the reference's G loss is a constant and G gets no gradient once "
+            "the reconstruction term has faded (step 1,500). Use --method improved_gan (the "
+            "default with --arch paper) or --method supervised, or --arch reference for the "
+            "reference's losses")
+    for flags, applies, why in IGNORED_FLAGS:
+        ignored = [name for name in flags if name in explicit]
+        if ignored and applies(config):
+            raise ConfigError("%s would be ignored: %s. Leave %s out" % (
+                " ".join("--%s" % n for n in ignored), why,
+                "it" if len(ignored) == 1 else "them"))
     if config.label_smoothing and config.method != "improved_gan":
         raise ConfigError("--label_smoothing applies to --method improved_gan (the reference's "
                           "D loss already puts 0.1 of the fake target on the classes)")
@@ -253,18 +290,128 @@ TrainConfig = collections.namedtuple(
 # from what the flag's default means now.
 LEGACY_VALUES = {"optimizer": "adam", "clip_norm": REFERENCE_CLIP_NORM}
 
+# ---- Recipes: the defaults of a whole experiment ----------------------------
+#
+# The flag table's defaults are the reference's (the model card's run). The
+# paper's semi-supervised experiments use other settings throughout; --method
+# improved_gan or supervised, or --arch paper, bring them all as defaults,
+# per dataset as the paper's scripts set them, and any flag given explicitly
+# wins.
 
-def resolve_auto_flags(config):
-    """--optimizer and --clip_norm 'auto' made concrete (config.json keeps the
-    concrete values): the reference's optimisation for --method ssgan,
-    the paper's for improved_gan and supervised."""
-    reference = config.method == "ssgan"
-    optimizer, clip_norm = config.optimizer, config.clip_norm
-    if optimizer == "auto":
-        optimizer = "adam" if reference else "paper_adam"
-    if clip_norm == "auto":
-        clip_norm = REFERENCE_CLIP_NORM if reference else 0.0
-    return config._replace(optimizer=optimizer, clip_norm=float(clip_norm))
+# openai/improved-gan, mnist_svhn_cifar10/train_<name>_feature_matching.py:
+# labeled examples per class (--count), Adam's rate, epochs, and the epochs at
+# the end over which the rate falls linearly to 0.
+PaperScript = collections.namedtuple(
+    "PaperScript", "script labels_per_class learning_rate epochs decay_epochs")
+PAPER_SCRIPTS = collections.OrderedDict([
+    ("MNIST", PaperScript("train_mnist_feature_matching.py", 10, 0.003, 300, 0)),
+    ("SVHN", PaperScript("train_svhn_feature_matching.py", 100, 0.0003, 900, 300)),
+    ("CIFAR10", PaperScript("train_cifar_feature_matching.py", 400, 0.0003, 1200, 400)),
+])
+# What every one of those scripts shares.
+PAPER_COMMON = collections.OrderedDict([
+    ("arch", "paper"), ("method", "improved_gan"), ("batch_size", 100), ("n_z", 100),
+    ("ema_decay", 0.9999), ("optimizer", "paper_adam"), ("clip_norm", 0.0)])
+REFERENCE_RECIPE = collections.OrderedDict([
+    ("arch", "reference"), ("method", "ssgan"), ("optimizer", "adam"),
+    ("clip_norm", REFERENCE_CLIP_NORM)])
+# The flags a recipe may set; the others keep the flag table's defaults.
+RECIPE_FLAGS = ("arch", "method", "batch_size", "n_z", "learning_rate_d", "learning_rate_g",
+                "ema_decay", "optimizer", "clip_norm", "num_labeled", "max_training_steps",
+                "lr_decay_start")
+
+
+def recipe_of(config, given):
+    """'paper' or 'reference': the experiment the flags in `given` (the
+    command line's and a resumed run's) ask for. --method decides; without
+    it, --arch."""
+    if "method" in given:
+        return "reference" if config.method == "ssgan" else "paper"
+    if "arch" in given and config.arch == "paper":
+        return "paper"
+    return "reference"
+
+
+def paper_script(dataset_name, image_shape):
+    """Which of the paper's scripts a dataset follows: MNIST's for grayscale
+    images (its MLPs), SVHN's for SVHN, CIFAR-10's for other colour images."""
+    if image_shape[-1] == 1:
+        return "MNIST"
+    return "SVHN" if dataset_name.upper() == "SVHN" else "CIFAR10"
+
+
+def steps_per_epoch(config, num_train):
+    """Steps of one pass over the training images at config's batch size: the
+    paper's epoch is num_train // batch D updates, and each D step is
+    followed by --update_rate G steps (none for --method supervised)."""
+    iterations = num_train // config.batch_size
+    return iterations if config.method == "supervised" else iterations * (config.update_rate + 1)
+
+
+def apply_recipe(config, given, dataset_name, image_shape, num_classes, num_train):
+    """config with every flag not in `given` set by the run's recipe.
+    Returns (config, recipe text, {flag: value} the recipe set)."""
+    recipe = recipe_of(config, given)
+    if recipe == "reference":
+        values = dict(REFERENCE_RECIPE)
+        text = "the reference's (clvrai/SSGAN-Tensorflow, the model card)"
+    else:
+        name = paper_script(dataset_name, image_shape)
+        script = PAPER_SCRIPTS[name]
+        values = dict(PAPER_COMMON, learning_rate_d=script.learning_rate,
+                      learning_rate_g=script.learning_rate,
+                      num_labeled=script.labels_per_class * num_classes)
+        text = "the paper's (openai/improved-gan %s)" % script.script
+    set_here = {k: v for k, v in values.items() if k not in given}
+    config = config._replace(**set_here)
+    if recipe == "paper":  # in steps of the resolved batch size and method
+        derived = {}
+        if "max_training_steps" not in given:
+            derived["max_training_steps"] = script.epochs * steps_per_epoch(config, num_train)
+        if script.decay_epochs and "lr_decay_start" not in given:
+            maximum = derived.get("max_training_steps", config.max_training_steps)
+            derived["lr_decay_start"] = \
+                maximum * (script.epochs - script.decay_epochs) // script.epochs
+        config = config._replace(**derived)
+        set_here.update(derived)
+    for name in ("optimizer", "clip_norm"):  # 'auto' given explicitly
+        if getattr(config, name) == "auto":
+            set_here[name] = values[name]
+    config = config._replace(optimizer=set_here.get("optimizer", config.optimizer),
+                             clip_norm=float(set_here.get("clip_norm", config.clip_norm)))
+    return config, text, set_here
+
+
+def _paper_default_text(name):
+    """The paper recipe's default of one flag, for its --help."""
+    if name in PAPER_COMMON:
+        return str(PAPER_COMMON[name])
+    per_script = {
+        "learning_rate_d": lambda s: str(s.learning_rate),
+        "learning_rate_g": lambda s: str(s.learning_rate),
+        "num_labeled": lambda s: "%d per class" % s.labels_per_class,
+        "max_training_steps": lambda s: "%d epochs" % s.epochs,
+        "lr_decay_start": lambda s: ("the last %d epochs" % s.decay_epochs
+                                     if s.decay_epochs else "0"),
+    }[name]
+    return ", ".join("%s %s" % (key, per_script(script))
+                     for key, script in PAPER_SCRIPTS.items())
+
+
+def recipe_help():
+    """The --help section on recipes, from the tables above."""
+    import textwrap
+    text = ("Recipes: the defaults shown with each flag are the reference's (the model card's "
+            "run, --method ssgan). --method improved_gan or supervised, or --arch paper, bring "
+            "the paper's settings as the defaults instead ('paper recipe' in each flag's help), "
+            "as its scripts (openai/improved-gan, mnist_svhn_cifar10/train_*_feature_matching"
+            ".py) set them: grayscale images follow the MNIST script, SVHN its own, other "
+            "colour images CIFAR-10's. An epoch is (training images / batch) D steps, each "
+            "followed by --update_rate G steps. A flag given explicitly always wins; the first "
+            "log lines and config.json say where each value came from.")
+    text += " The scripts: " + ", ".join(
+        "%s %s" % (name, script.script) for name, script in PAPER_SCRIPTS.items()) + "."
+    return textwrap.fill(text, 90)
 
 
 def build_parser(description=None, epilog=None):
@@ -276,7 +423,9 @@ def build_parser(description=None, epilog=None):
             groups[group] = parser.add_argument_group(group)
         kwargs = dict(kwargs)
         if "default" in kwargs and kwargs.get("action") != "store_true":
-            kwargs["help"] = kwargs["help"] + " (default: %(default)s)"
+            kwargs["help"] = kwargs["help"] + " (default: %(default)s" + (
+                "; paper recipe: %s)" % _paper_default_text(flag.lstrip("-")).replace("%", "%%")
+                if flag.lstrip("-") in RECIPE_FLAGS else ")")
         groups[group].add_argument(flag, **kwargs)
     return parser
 

@@ -27,8 +27,9 @@ import time
 import numpy as np
 
 import checkpoints
-from config import (LEGACY_VALUES, MODEL_FLAGS, ConfigError, TrainConfig, check_method_flags,
-                    load_run_config, parse_train_config, resolve_auto_flags, save_run_config)
+from config import (LEGACY_VALUES, MODEL_FLAGS, ConfigError, TrainConfig, apply_recipe,
+                    check_method_flags, load_run_config, parse_train_config, recipe_help,
+                    save_run_config)
 from collapse import CollapseDetector
 from util import add_log_file, progress_bar, run_tf_command, setup_logging
 
@@ -60,14 +61,15 @@ def default_run_dir(config, root=RUN_ROOT, job_id=None):
     return os.path.join(root, name)
 
 
-def resolve_run(config, explicit, root=RUN_ROOT, job_id=None):
-    """Decides the run folder and whether it resumes; a resumed run keeps its
-    saved flags except those given now. Returns (config, run_dir, resume_from)."""
+def resolve_run(config, explicit):
+    """Whether --train_dir is a run to resume; a resumed run keeps its saved
+    flags except those given now. Returns (config, resume_from, kept): kept
+    maps the flags taken from the run folder to where they first came from."""
     import tensorflow.compat.v1 as tf
-    run_dir = config.train_dir or default_run_dir(config, root, job_id)
-    latest = tf.train.latest_checkpoint(run_dir) if os.path.isdir(run_dir) else None
+    run_dir = config.train_dir
+    latest = tf.train.latest_checkpoint(run_dir) if run_dir and os.path.isdir(run_dir) else None
     if latest is None:
-        return config._replace(train_dir=run_dir), run_dir, None
+        return config, None, {}
     saved = load_run_config(run_dir)
     if saved is None:
         raise ConfigError("%s holds checkpoints but no config.json, so it cannot be resumed "
@@ -75,10 +77,12 @@ def resolve_run(config, explicit, root=RUN_ROOT, job_id=None):
     if config.checkpoint and "checkpoint" in explicit:
         raise ConfigError("%s already holds checkpoints and would resume from %s; "
                           "--checkpoint only initialises a new run" % (run_dir, latest))
-    merged = {}
+    merged, kept = {}, {}
+    sources = saved.get("flag_sources", {})
     for name in TrainConfig._fields:
         if name not in explicit and name not in saved and name in LEGACY_VALUES:
             merged[name] = LEGACY_VALUES[name]
+            kept[name] = "what runs before this flag were trained with"
         elif name in explicit or name not in saved:
             merged[name] = getattr(config, name)
             if name in MODEL_FLAGS and name in saved and saved[name] != merged[name]:
@@ -86,8 +90,39 @@ def resolve_run(config, explicit, root=RUN_ROOT, job_id=None):
                                   "or start a new --train_dir" % (run_dir, name, saved[name]))
         else:
             merged[name] = saved[name]
+            kept[name] = sources.get(name, "the run folder")
     merged["train_dir"] = run_dir
-    return TrainConfig(**merged), run_dir, latest
+    return TrainConfig(**merged), latest, kept
+
+
+def resolve_settings(config, explicit, kept, info):
+    """The run's recipe applied to every flag neither given nor kept from a
+    resumed run. Returns (config, recipe text, {flag: where its value came
+    from}) for the flags not at their plain defaults."""
+    given = set(explicit) | set(kept)
+    config, recipe, from_recipe = apply_recipe(
+        config, given, info.name, info.image_shape, info.num_classes,
+        len(info.splits["train"]))
+    sources = {}
+    for name in explicit:
+        if name in TrainConfig._fields:
+            sources[name] = "command line"
+    sources.update(kept)
+    for name in from_recipe:
+        sources[name] = "recipe: " + recipe
+    return config, recipe, sources
+
+
+def log_settings(recipe, sources, config):
+    """The first log lines: the recipe and where each value not at its flag
+    default came from."""
+    log.info("Recipe: %s", recipe)
+    by_source = collections.OrderedDict()
+    for name in sorted(sources):
+        by_source.setdefault(sources[name], []).append(
+            "--%s %s" % (name, getattr(config, name)))
+    for source, flags in by_source.items():
+        log.info("From %s: %s", source, " ".join(flags))
 
 
 def check_resumed_dataset(run_dir, resume_from, info):
@@ -461,20 +496,22 @@ def train(config, explicit, environ=None):
         return 0
     config, placement, root = place(config, environ, workers)
     job_id = environ.get("JOB_ID") if placement.rank.size > 1 else None
-    config, run_dir, resume_from = resolve_run(config, explicit, root, job_id)
-    config = resolve_auto_flags(config)
+    config, resume_from, kept = resolve_run(config, explicit)
     info = store.open_dataset(config.dataset, config.data_dir)
+    config, recipe, sources = resolve_settings(config, explicit, kept, info)
+    run_dir = config.train_dir or default_run_dir(config, root, job_id)
+    config = config._replace(train_dir=run_dir)
     if resume_from:
         check_resumed_dataset(run_dir, resume_from, info)
-    cache = input_ops.prepare_tfrecords(info)
-    init_from = check_config(config, cache)
-    check_method_flags(config)
+    check_method_flags(config, explicit)
     if config.arch == "paper":
         import paper_nets
         try:
             paper_nets.check_image_shape(info.image_shape)
         except ValueError as e:
             raise ConfigError("%s: %s" % (info.name, e))
+    cache = input_ops.prepare_tfrecords(info)
+    init_from = check_config(config, cache)
     if placement.device != "npu":
         check_precision_kernels(config, placement.device, info)
     labeled, labeled_ids = labeled_subset(config, info, cache)
@@ -524,9 +561,11 @@ def train(config, explicit, environ=None):
                 with atomic_path(os.path.join(run_dir, LABELED_IDS_FILE)) as tmp:
                     with open(tmp, "w") as f:
                         f.write("".join("%s\n" % i for i in labeled_ids))
+        extra.update(recipe=recipe, flag_sources=sources)
         save_run_config(run_dir, config, extra)
         log.info("Run folder: %s (%s)", run_dir,
                  "resuming from %s" % resume_from if resume_from else "new run")
+        log_settings(recipe, sources, config)
         log.info("Config: %s", json.dumps(dict(config._asdict(), **extra), sort_keys=True))
         return _run(config, g, run_dir, placement, start_step, resume_from, init_from)
     finally:
@@ -662,7 +701,7 @@ def _run(config, g, run_dir, placement, start_step, resume_from, init_from):
 def main(argv=None):
     config, explicit, unknown = parse_train_config(
         sys.argv[1:] if argv is None else argv, description=__doc__.split("\n\n")[0],
-        epilog=__doc__.split("\n\n", 1)[1])
+        epilog=__doc__.split("\n\n", 1)[1] + "\n" + recipe_help())
     setup_logging(config.debug)
     if unknown:
         log.warning("Ignoring arguments this trainer does not know (a platform may add its "

@@ -37,6 +37,11 @@ parse_modelzoo_args() {
         exit 1
     fi
     output_path="${output_path:-$repo_dir/test}"
+    # the trainer runs from the repository; paths given relative to where the
+    # script was started must mean the same there
+    case "$data_path" in /*) ;; *) data_path="$PWD/$data_path" ;; esac
+    case "$output_path" in /*) ;; *) output_path="$PWD/$output_path" ;; esac
+    case "$rank_table" in ""|/*) ;; *) rank_table="$PWD/$rank_table" ;; esac
 }
 
 # run_trainer DEVICE_ID LOG_FILE: trains into $output_path/output/DEVICE_ID/ckpt.

@@ -18,16 +18,20 @@
 # test errors out of the test set, error %, wall time (summed over every
 # invocation).
 #
-# The paper's settings: the paper's Adam (epsilon inside the root) with lr
-# 0.003, beta1 0.5 and no gradient clipping for D and G, batch 100, one D step
-# then one G step per iteration, an epoch = (training images / 100)
-# iterations (600 for MNIST), 300 epochs, the labeled subset chosen by the
-# seed, evaluation with the moving average of D's weights (decay 0.9999).
+# The paper's settings are trainer.py's paper recipe (--method improved_gan or
+# supervised bring them; `python trainer.py --help`, "Recipes"): the paper's
+# networks and Adam (epsilon inside the root) with lr 0.003, beta1 0.5 and no
+# gradient clipping for D and G, batch 100, one D step then one G step per
+# iteration, the moving average of D's weights (decay 0.9999) for evaluation.
+# The script adds its own: the length in epochs (an epoch = training images /
+# 100 iterations, 600 for MNIST), the labeled subset chosen by the seed, and
+# checkpoints at the epochs it evaluates. Paths are taken relative to the
+# folder it is started from, like every command of the repository.
 # TensorFlow's oneDNN kernels are switched on (TF_ENABLE_ONEDNN_OPTS=1; they
 # are by default only on CPUs with AVX-512 VNNI and newer): 10-15% faster on
 # an AVX2 CPU. Set TF_ENABLE_ONEDNN_OPTS=0 to keep TensorFlow's choice.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+REPO=$(cd "$(dirname "$0")/.." && pwd)
 
 DATASET=MNIST
 EPOCHS=300
@@ -67,15 +71,17 @@ fi
 PYTHON=${PYTHON:-python}
 export TF_ENABLE_ONEDNN_OPTS=${TF_ENABLE_ONEDNN_OPTS:-1}
 
-$PYTHON download.py --dataset "$DATASET" --data_dir "$DATA_DIR" ${DOWNLOAD_ARGS[@]+"${DOWNLOAD_ARGS[@]}"}
+$PYTHON "$REPO/download.py" --dataset "$DATASET" --data_dir "$DATA_DIR" ${DOWNLOAD_ARGS[@]+"${DOWNLOAD_ARGS[@]}"}
 
-NUM_TRAIN=$($PYTHON - "$DATASET" "$DATA_DIR" <<'EOF'
+read -r NUM_TRAIN BATCH < <($PYTHON - "$REPO" "$DATASET" "$DATA_DIR" <<'EOF'
 import sys
+sys.path.insert(0, sys.argv[1])
+import config
 from datasets import store
-print(len(store.open_dataset(sys.argv[1], sys.argv[2]).splits["train"]))
+print(len(store.open_dataset(sys.argv[2], sys.argv[3]).splits["train"]),
+      config.PAPER_COMMON["batch_size"])
 EOF
 )
-BATCH=100
 ITERATIONS=$((NUM_TRAIN / BATCH))  # per epoch, as the paper's loop
 if [ "$METHOD" = supervised ]; then STEPS_PER_EPOCH=$ITERATIONS; else STEPS_PER_EPOCH=$((2 * ITERATIONS)); fi
 MAX_STEPS=$((EPOCHS * STEPS_PER_EPOCH))
@@ -89,10 +95,9 @@ for SEED in ${SEEDS//,/ }; do
   RUNS+=("$RUN")
   START=$(date +%s)
   STATUS=0
-  $PYTHON trainer.py --dataset "$DATASET" --data_dir "$DATA_DIR" --train_dir "$RUN" \
-    --arch paper --method "$METHOD" --num_labeled "$LABELS" --seed "$SEED" --data_seed "$SEED" \
-    --batch_size "$BATCH" --n_z 100 --learning_rate_d 0.003 --learning_rate_g 0.003 \
-    --ema_decay 0.9999 --max_training_steps "$MAX_STEPS" --output_save_step "$SAVE_STEPS" \
+  $PYTHON "$REPO/trainer.py" --dataset "$DATASET" --data_dir "$DATA_DIR" --train_dir "$RUN" \
+    --method "$METHOD" --num_labeled "$LABELS" --seed "$SEED" --data_seed "$SEED" \
+    --max_training_steps "$MAX_STEPS" --output_save_step "$SAVE_STEPS" \
     --max_to_keep "$KEEP" --log_step "$ITERATIONS" --test_sample_step "$STEPS_PER_EPOCH" \
     --write_summary_step "$ITERATIONS" ${EXTRA[@]+"${EXTRA[@]}"} || STATUS=$?
   if [ -d "$RUN" ]; then echo $(( $(date +%s) - START )) >> "$RUN/wall_seconds.txt"; fi
@@ -111,10 +116,10 @@ for SEED in ${SEEDS//,/ }; do
     if [ $((STEP % SAVE_STEPS)) -ne 0 ] && [ "$STEP" -ne "$MAX_STEPS" ]; then continue; fi
     SAMPLES=0; if [ "$STEP" -eq "$MAX_STEPS" ]; then SAMPLES=10; fi
     if [ ! -f "$RUN/eval-$STEP-test.json" ]; then
-      $PYTHON evaler.py --checkpoint "$RUN/model-$STEP" --data_dir "$DATA_DIR" --samples_per_class "$SAMPLES"
+      $PYTHON "$REPO/evaler.py" --checkpoint "$RUN/model-$STEP" --data_dir "$DATA_DIR" --samples_per_class "$SAMPLES"
     fi
     if [ ! -f "$RUN/eval-$STEP-test-raw.json" ] && [ "$METHOD" = improved_gan ]; then
-      $PYTHON evaler.py --checkpoint "$RUN/model-$STEP" --data_dir "$DATA_DIR" --weights raw --samples_per_class 0
+      $PYTHON "$REPO/evaler.py" --checkpoint "$RUN/model-$STEP" --data_dir "$DATA_DIR" --weights raw --samples_per_class 0
     fi
   done
 done

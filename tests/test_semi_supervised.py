@@ -15,9 +15,11 @@ import input_ops
 import trainer
 from datasets import store
 
-PAPER = ["--arch", "paper", "--method", "improved_gan", "--batch_size", "20", "--n_z", "16",
-         "--learning_rate_d", "0.003", "--learning_rate_g", "0.003", "--log_step", "10",
-         "--test_sample_step", "20"]
+# The paper's recipe (its learning rates, Adam, moving average) at a test's scale.
+RECIPE = ["--arch", "paper", "--batch_size", "20", "--n_z", "16", "--log_step", "10",
+          "--test_sample_step", "20"]
+PAPER = RECIPE + ["--method", "improved_gan"]
+SUPERVISED = RECIPE + ["--method", "supervised"]
 
 
 @pytest.fixture(scope="module")
@@ -149,8 +151,7 @@ def test_every_method_and_technique_trains(case, data, rgb32, tmp_path):
         "cifar nets": PAPER + ["--dataset", rgb32, "--num_labeled", "20", "--batch_size", "10"],
         "ssgan with labels": ["--dataset", data["easy"], "--num_labeled", "30", "--batch_size",
                               "8", "--log_step", "5"],
-        "supervised": PAPER + ["--dataset", data["easy"], "--num_labeled", "100", "--method",
-                               "supervised"],
+        "supervised": SUPERVISED + ["--dataset", data["easy"], "--num_labeled", "100"],
     }[case]
     run_dir = str(tmp_path / "run")
     assert trainer.main(args + ["--train_dir", run_dir, "--max_training_steps", "20",
@@ -165,8 +166,8 @@ def test_every_method_and_technique_trains(case, data, rgb32, tmp_path):
 def test_supervised_method_never_trains_g(data, tmp_path):
     import tensorflow.compat.v1 as tf
     run_dir = str(tmp_path / "run")
-    assert trainer.main(PAPER + ["--dataset", data["easy"], "--num_labeled", "100", "--method",
-                                 "supervised", "--train_dir", run_dir, "--max_training_steps",
+    assert trainer.main(SUPERVISED + ["--dataset", data["easy"], "--num_labeled", "100",
+                                      "--train_dir", run_dir, "--max_training_steps",
                                  "10", "--output_save_step", "5"]) == 0
     first = tf.train.load_checkpoint(os.path.join(run_dir, "model-5"))
     last = tf.train.load_checkpoint(os.path.join(run_dir, "model-10"))
@@ -191,8 +192,8 @@ def test_unlabeled_images_beat_the_labels_alone(tmp_path):
     from easydata import make_prototype_dataset
     folder = make_prototype_dataset(str(tmp_path / "prototypes"))
     common = ["--dataset", folder, "--arch", "paper", "--num_labeled", "100",
-              "--batch_size", "50", "--n_z", "32", "--learning_rate_d", "0.003",
-              "--learning_rate_g", "0.003", "--log_step", "1000", "--test_sample_step", "100000",
+              "--batch_size", "50", "--n_z", "32", "--ema_decay", "0",
+              "--log_step", "1000", "--test_sample_step", "100000",
               "--output_save_step", "100000", "--seed", "0"]
     accuracy = {}
     for method, steps in (("supervised", 2000), ("improved_gan", 4000)):

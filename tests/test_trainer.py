@@ -172,16 +172,3 @@ def test_user_mistakes_stop_before_training_with_a_message(case, trained, data, 
     assert not set(os.listdir(str(tmp_path))) & {"b", "c", "d", "e"}  # no run folder made
 
 
-def test_auto_optimisation_is_the_references_for_ssgan_and_the_papers_otherwise():
-    from config import resolve_auto_flags
-    for method, optimizer, clip in (("ssgan", "adam", 20.0), ("improved_gan", "paper_adam", 0.0),
-                                    ("supervised", "paper_adam", 0.0)):
-        config, _, _ = trainer.parse_train_config(["--method", method])
-        resolved = resolve_auto_flags(config)
-        assert (resolved.optimizer, resolved.clip_norm) == (optimizer, clip)
-    config, _, _ = trainer.parse_train_config(["--method", "improved_gan", "--optimizer", "adam",
-                                               "--clip_norm", "5"])
-    resolved = resolve_auto_flags(config)
-    assert (resolved.optimizer, resolved.clip_norm) == ("adam", 5.0)
-    with pytest.raises(SystemExit):
-        trainer.parse_train_config(["--clip_norm", "-1"])
