@@ -27,11 +27,16 @@ step, as the trainer's log does.
 import argparse
 import contextlib
 import math
+import sys
 import time
 
-import torch
-import torch.nn as nn
-import torch.nn.functional as F
+try:
+    import torch
+    import torch.nn as nn
+    import torch.nn.functional as F
+except ImportError as error:
+    sys.exit("benchmark_pytorch.py needs PyTorch, which this project does not depend on "
+             "(it is only for comparing): pip install torch (%s)" % error)
 
 K = 10       # classes; D outputs K+1 logits (last one = "fake")
 Z_DIM = 128
