@@ -39,24 +39,75 @@ def is_complete(prefix):
     return len(data) == int(total) if total.isdigit() else True
 
 
-def newest_complete(run_dir):
-    """The newest complete checkpoint listed in a run folder, or None."""
-    state = tf.train.get_checkpoint_state(run_dir)  # joins relative entries to run_dir
-    if state is None:
-        return None
-    for path in reversed(list(state.all_model_checkpoint_paths) or
-                         [state.model_checkpoint_path]):
-        if is_complete(path):
-            return path
-        log.debug("skipping incomplete checkpoint %s", path)
+def unreadable(prefix):
+    """Why the checkpoint cannot be loaded, or None if it can: its files are
+    all there and every tensor its index lists reads back (a host that died
+    while writing, or a copy cut short by a full disk, leaves files that
+    exist but do not read)."""
+    if not is_complete(prefix):
+        return "its .index or .data files are missing"
+    try:
+        reader = tf.train.load_checkpoint(prefix)
+        for name in reader.get_variable_to_shape_map():
+            reader.get_tensor(name)
+    except Exception as e:  # noqa: BLE001 - TF's reader raises OpError, IndexError (a short
+        # data file), ValueError...: whatever it is, this checkpoint does not load
+        return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
     return None
 
 
+def _candidates(run_dir):
+    """The run folder's checkpoints, newest first: those its `checkpoint`
+    file lists and any other model-<step>.index beside them (the `checkpoint`
+    file itself may be the damaged one)."""
+    found = {}
+    state = tf.train.get_checkpoint_state(run_dir)  # joins relative entries to run_dir
+    if state is not None:
+        for path in list(state.all_model_checkpoint_paths) + [state.model_checkpoint_path]:
+            found[os.path.basename(path)] = path
+    if os.path.isdir(run_dir):
+        for name in os.listdir(run_dir):
+            if name.startswith("model-") and name.endswith(".index"):
+                base = name[:-len(".index")]
+                found.setdefault(base, os.path.join(run_dir, base))
+    return sorted(found.values(), key=lambda p: step_of(p) or -1, reverse=True)
+
+
+def newest_loadable(run_dir):
+    """(the newest checkpoint of a run folder that loads or None,
+    [(newer checkpoint skipped, why)]). Each skipped one is logged as a
+    warning."""
+    skipped = []
+    for path in _candidates(run_dir):
+        why = unreadable(path)
+        if why is None:
+            return path, skipped
+        log.warning("Skipping checkpoint %s: it does not load (%s); trying the one before it",
+                    path, why)
+        skipped.append((path, why))
+    return None, skipped
+
+
+def newest_complete(run_dir):
+    """The newest checkpoint of a run folder that loads, or None."""
+    return newest_loadable(run_dir)[0]
+
+
+def none_loads(run_dir, skipped):
+    """The ConfigError for a run folder none of whose checkpoints loads."""
+    return ConfigError("no checkpoint in %s loads: %s. Restore the run folder from a copy, "
+                       "or start again in a new folder" % (run_dir, "; ".join(
+                           "%s: %s" % (os.path.basename(p), why) for p, why in skipped)))
+
+
 def resolve(path):
-    """A run folder -> its newest complete checkpoint; a model-<step> prefix
-    -> itself, if complete. Raises ConfigError saying what is missing."""
+    """A run folder -> its newest checkpoint that loads (newer damaged ones
+    skipped with a warning); a model-<step> prefix -> itself, if it loads.
+    Raises ConfigError saying what is missing or damaged."""
     if os.path.isdir(path):
-        found = newest_complete(path)
+        found, skipped = newest_loadable(path)
+        if found is None and skipped:
+            raise none_loads(path, skipped)
         if found is None:
             raise ConfigError("%s holds no complete checkpoint (model-<step>.index and .data "
                               "files listed in its `checkpoint` file); is it a run folder?" % path)
@@ -64,6 +115,10 @@ def resolve(path):
     if not is_complete(path):
         raise ConfigError("checkpoint %s not found: expected %s.index and %s.data-* (a "
                           "run folder or a model-<step> prefix in one)" % (path, path, path))
+    why = unreadable(path)
+    if why is not None:
+        raise ConfigError("checkpoint %s does not load (%s); give the run folder to use its "
+                          "newest checkpoint that does" % (path, why))
     return path
 
 

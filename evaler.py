@@ -13,8 +13,8 @@ eval-<step>-<split>.json in the run folder (eval-<step>-<split>-raw.json for
 the trained weights of a run that keeps a moving average), with
 eval-<step>-samples.png: a grid of generated images, one row per class as
 the classifier sees them.
-A run that is still training can be evaluated: the newest complete
-checkpoint is read.
+A run that is still training can be evaluated: the newest checkpoint that
+loads is read (newer damaged ones are skipped with a warning).
 """
 
 import collections

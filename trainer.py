@@ -62,12 +62,16 @@ def default_run_dir(config, root=RUN_ROOT, job_id=None):
 
 
 def resolve_run(config, explicit):
-    """Whether --train_dir is a run to resume; a resumed run keeps its saved
-    flags except those given now. Returns (config, resume_from, kept): kept
-    maps the flags taken from the run folder to where they first came from."""
-    import tensorflow.compat.v1 as tf
+    """Whether --train_dir is a run to resume (from its newest checkpoint that
+    loads); a resumed run keeps its saved flags except those given now.
+    Returns (config, resume_from, kept): kept maps the flags taken from the
+    run folder to where they first came from."""
     run_dir = config.train_dir
-    latest = tf.train.latest_checkpoint(run_dir) if run_dir and os.path.isdir(run_dir) else None
+    latest, skipped = None, []
+    if run_dir and os.path.isdir(run_dir):
+        latest, skipped = checkpoints.newest_loadable(run_dir)
+    if latest is None and skipped:
+        raise checkpoints.none_loads(run_dir, skipped)
     if latest is None:
         return config, None, {}
     saved = load_run_config(run_dir)
@@ -381,6 +385,20 @@ class _StopFlag(object):
             signal.signal(signum, handler)
 
 
+def _remove_partial_checkpoint(run_dir, step):
+    """Removes what a failed save of model-<step> left: its files and
+    TensorFlow's temporary ones."""
+    import shutil
+    prefix = "model-%d" % step
+    for name in os.listdir(run_dir):
+        if name.startswith(prefix + ".") or name.startswith(prefix + "_temp"):
+            path = os.path.join(run_dir, name)
+            if os.path.isdir(path):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                os.remove(path)
+
+
 def _save(sess, g, run_dir, step, config):
     from datasets.files import atomic_path
     path = g.saver.save(sess, os.path.join(run_dir, "model"), global_step=step)
@@ -583,9 +601,22 @@ def _run(config, g, run_dir, placement, start_step, resume_from, init_from):
     chief = placement.is_chief
 
     def save(step):
-        _save(sess, g, run_dir, step, config)
+        """Saves; False (after saying why, with the partial files removed)
+        if the files could not be written: a full disk, a file-size limit."""
+        try:
+            _save(sess, g, run_dir, step, config)
+        except (tf.errors.OpError, OSError) as e:
+            _remove_partial_checkpoint(run_dir, step)
+            log.error("Could not save the checkpoint of step %d in %s (%s): the disk is full "
+                      "or a file-size limit was reached. Stopping; the newest usable checkpoint "
+                      "is %s. Free some space, then resume with: python trainer.py --train_dir "
+                      "%s", step, run_dir, str(e).strip().splitlines()[0] if str(e).strip()
+                      else type(e).__name__, checkpoints.newest_complete(run_dir) or "none",
+                      run_dir)
+            return False
         writer.flush()
         modelarts.upload(run_dir, placement.upload_to)
+        return True
 
     workers = placement.workers
     session_conf = session_config(placement.device, config.precision_mode)
@@ -683,10 +714,13 @@ def _run(config, g, run_dir, placement, start_step, resume_from, init_from):
                     if warning:
                         log.warning(warning)
                 if step % config.output_save_step == 0 and chief:
-                    save(step)
+                    if not save(step):
+                        writer.close()
+                        return 1
                     last_saved = step
-        if step != last_saved and chief:
-            save(step)
+        if step != last_saved and chief and not save(step):
+            writer.close()
+            return 1
         writer.close()
         coordinator.request_stop()
         if stop.signum is not None:

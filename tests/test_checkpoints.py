@@ -65,3 +65,86 @@ def test_commands_take_the_moved_folder_by_its_relative_path(moved, tmp_path):
                  "--max_training_steps", "305", "--log_step", "1")
     assert "resuming from elsewhere/run/model-300" in result.stderr
     assert (moved / "model-305.index").is_file()
+
+
+def _cut(path, keep=0.5):
+    with open(path, "rb") as f:
+        data = f.read()
+    with open(path, "wb") as f:
+        f.write(data[:int(len(data) * keep)])
+
+
+DAMAGE = {
+    "data cut short": lambda run: _cut(str(run / "model-300.data-00000-of-00001")),
+    "index cut short": lambda run: _cut(str(run / "model-300.index")),
+    "index emptied": lambda run: _cut(str(run / "model-300.index"), 0),
+}
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGE))
+def test_a_damaged_newest_checkpoint_is_skipped_loudly(damage, moved, caplog):
+    DAMAGE[damage](moved)
+    assert checkpoints.unreadable("elsewhere/run/model-300")
+    assert checkpoints.unreadable("elsewhere/run/model-200") is None
+    assert checkpoints.resolve("elsewhere/run") == "elsewhere/run/model-200"
+    assert "Skipping checkpoint elsewhere/run/model-300: it does not load" in caplog.text
+    with pytest.raises(ConfigError, match="checkpoint elsewhere/run/model-300 does not load"):
+        checkpoints.resolve("elsewhere/run/model-300")
+
+
+def test_a_garbled_checkpoint_file_still_finds_the_checkpoints(moved):
+    with open(str(moved / "checkpoint"), "w") as f:
+        f.write("model_checkpoint_path: \"model-3")  # cut mid-write
+    assert checkpoints.resolve("elsewhere/run") == "elsewhere/run/model-300"
+
+
+def test_trainer_resumes_from_the_newest_checkpoint_that_loads(moved, capsys):
+    import trainer
+    DAMAGE["data cut short"](moved)
+    assert trainer.main(["--train_dir", "elsewhere/run", "--max_training_steps", "210",
+                         "--log_step", "5"]) == 0
+    err = capsys.readouterr().err
+    assert "Skipping checkpoint elsewhere/run/model-300: it does not load" in err
+    assert "resuming from elsewhere/run/model-200" in err and "Traceback" not in err
+    assert (moved / "model-210.index").is_file()
+
+
+def test_no_checkpoint_that_loads_is_a_clear_error(moved, capsys):
+    import evaler
+    import trainer
+    for step in (100, 200, 300):
+        _cut(str(moved / ("model-%d.data-00000-of-00001" % step)))
+    before = sorted(os.listdir(str(moved)))
+    assert trainer.main(["--train_dir", "elsewhere/run", "--max_training_steps", "400"]) == 2
+    assert evaler.main(["--checkpoint", "elsewhere/run"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("no checkpoint in elsewhere/run loads: model-300: ") == 2
+    assert "Traceback" not in err
+    assert sorted(os.listdir(str(moved))) == before
+
+
+def test_a_full_disk_while_saving_keeps_the_last_checkpoint(moved, tmp_path):
+    """A file-size limit (RLIMIT_FSIZE) stands in for a full disk: the
+    checkpoint of step 350 cannot be written (its data file is ~80 MB)."""
+    import resource
+
+    def limit_file_size():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (20 * 2 ** 20, 20 * 2 ** 20))
+
+    command = [sys.executable, os.path.join(ROOT, "trainer.py"), "--train_dir", "elsewhere/run",
+               "--max_training_steps", "400", "--output_save_step", "50"]
+    full = subprocess.run(command, cwd=str(tmp_path), preexec_fn=limit_file_size,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          universal_newlines=True, timeout=600)
+    assert full.returncode == 1, full.stderr[-3000:]
+    assert "Could not save the checkpoint of step 350 in elsewhere/run" in full.stderr
+    assert "the disk is full or a file-size limit was reached" in full.stderr
+    assert "the newest usable checkpoint is elsewhere/run/model-300" in full.stderr
+    assert "Traceback" not in full.stderr
+    assert not [n for n in os.listdir(str(moved)) if n.startswith("model-350")]
+    assert checkpoints.resolve("elsewhere/run") == "elsewhere/run/model-300"
+    freed = subprocess.run(command, cwd=str(tmp_path), stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, universal_newlines=True, timeout=600)
+    assert freed.returncode == 0, freed.stderr[-3000:]
+    assert "resuming from elsewhere/run/model-300" in freed.stderr
+    assert (moved / "model-400.index").is_file()
