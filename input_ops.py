@@ -247,10 +247,49 @@ def _records(files, num_shards, shard_index, shuffle_files_seed=None, shuffle_fi
     return dataset
 
 
+def _subset_file(cache, split, subset, num_shards, shard_index):
+    """The records of `subset` (positions in the split; this shard's share:
+    every num_shards-th of them) as one small TFRecord file in the cache
+    folder, written once: a labeled stream then reads 100 records per epoch,
+    not the whole split."""
+    from datasets.files import atomic_path
+    positions = np.sort(np.asarray(subset, np.int64))[shard_index::num_shards]
+    key = hashlib.sha1(split.encode() + positions.tobytes()).hexdigest()[:16]
+    path = os.path.join(cache.path, "subset-%s-%s.tfrecord" % (split, key))
+    if not os.path.isfile(path):
+        wanted = set(positions.tolist())
+        with atomic_path(path) as tmp:
+            with tf.io.TFRecordWriter(tmp) as writer:
+                for name in sorted(cache.splits[split].files):
+                    for record in tf.io.tf_record_iterator(name):
+                        example = tf.train.Example.FromString(record)
+                        if example.features.feature["index"].int64_list.value[0] in wanted:
+                            writer.write(record)
+    return path
+
+
+def _count_records(files, num_shards, shard_index):
+    """Records in one shard of `files` (one pass, in a graph of its own)."""
+    with tf.Graph().as_default():
+        count = _records(files, num_shards, shard_index).reduce(
+            np.int64(0), lambda n, _: n + 1)
+        with tf.Session() as sess:
+            return int(sess.run(count))
+
+
+EPOCH_SEED_STRIDE = 1000003  # epoch e of a stream with seed s shuffles with s * this + e
+
+
 def train_dataset(cache, batch_size, split="train", seed=None,
                   shuffle_buffer=DEFAULT_SHUFFLE_BUFFER, num_shards=1, shard_index=0,
                   subset=None, skip_batches=0):
     """An endless, shuffled stream of fixed-size training batches.
+
+    The stream is a sequence of epochs, each every record of the shard once,
+    in an order drawn from (seed, epoch number) alone: the file order and a
+    shuffle buffer both seeded with seed * EPOCH_SEED_STRIDE + epoch. So a
+    position in it is found without reading what comes before: batch n
+    starts in epoch n*B // N at record n*B % N (N records per epoch).
 
     Args:
       cache: TFRecordCache.
@@ -260,24 +299,38 @@ def train_dataset(cache, batch_size, split="train", seed=None,
       num_shards, shard_index: this worker's share for distributed runs.
       subset: optional positions in the split (from `select_labeled`) to keep,
         e.g. the labeled examples of semi-supervised training; they are
-        cached in memory after the first pass.
+        copied to a small file in the cache folder once.
       skip_batches: start this many batches into the stream: a run resumed at
         step n continues with the data an uninterrupted run would have seen
-        (with the same seed).
+        (with the same seed). Costs at most one epoch's reading (and, for a
+        shard of a split, one count of its records), whatever n is.
     Returns:
       tf.data.Dataset of batch dicts (see module doc).
     """
     _check_shard(num_shards, shard_index)
-    entry = cache.splits[split]
-    dataset = _records(entry.files, num_shards, shard_index, seed, shuffle_files=True)
+    files, shards, index = cache.splits[split].files, num_shards, shard_index
+    per_epoch = cache.splits[split].num_examples if num_shards == 1 else None
     if subset is not None:
-        mask = np.zeros(entry.num_examples, bool)
-        mask[np.asarray(subset, np.int64)] = True
-        keep = tf.constant(mask)
-        dataset = dataset.filter(lambda record: tf.gather(keep, _index_of(record))).cache()
-    dataset = dataset.shuffle(shuffle_buffer, seed=seed).repeat()
+        files, shards, index = [_subset_file(cache, split, subset, num_shards, shard_index)], 1, 0
+        per_epoch = len(np.asarray(subset)[shard_index::num_shards])
+
+    def epoch(number):
+        epoch_seed = None if seed is None else \
+            tf.constant(seed * EPOCH_SEED_STRIDE, tf.int64) + number
+        return _records(files, shards, index, epoch_seed, shuffle_files=True).shuffle(
+            shuffle_buffer, seed=epoch_seed, reshuffle_each_iteration=False)
+
+    first_epoch, offset = 0, 0
     if skip_batches:
-        dataset = dataset.skip(skip_batches * batch_size)  # before parsing: cheap
+        if per_epoch is None:  # a shard of the split: count it
+            per_epoch = _count_records(files, shards, index)
+        if per_epoch == 0:
+            raise DatasetError("the %s split has no records for shard %d of %d"
+                               % (split, shard_index, num_shards))
+        first_epoch, offset = divmod(skip_batches * batch_size, per_epoch)
+    dataset = tf.data.Dataset.range(first_epoch, np.iinfo(np.int64).max).flat_map(epoch)
+    if offset:
+        dataset = dataset.skip(offset)  # within one epoch, before parsing: cheap
     dataset = dataset.batch(batch_size, drop_remainder=True)
     dataset = dataset.map(lambda records: _parse_batch(records, cache.image_shape),
                           num_parallel_calls=tf.data.experimental.AUTOTUNE)

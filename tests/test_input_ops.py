@@ -198,3 +198,41 @@ def test_skipping_batches_continues_the_same_stream(toy):
     full = run_batches(lambda: input_ops.train_dataset(cache, 8, seed=5), 30)
     resumed = run_batches(lambda: input_ops.train_dataset(cache, 8, seed=5, skip_batches=17), 13)
     assert [b["id"].tolist() for b in resumed] == [b["id"].tolist() for b in full[17:]]
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"num_shards": 2, "shard_index": 1},
+                                    {"num_shards": 3, "shard_index": 2},
+                                    {"subset": [0, 3, 5, 8, 13, 21, 34, 55, 89, 100]}])
+def test_resuming_epochs_later_reads_what_an_uninterrupted_run_reads(toy, kwargs):
+    # Positioned from the step alone: whole epochs are not read, and each
+    # epoch is every record of the shard once, in a new order.
+    _, cache, _ = toy
+    full = run_batches(lambda: input_ops.train_dataset(cache, 3, seed=7, **kwargs), 120)
+    for skip in (1, 37, 71, 100):
+        resumed = run_batches(lambda: input_ops.train_dataset(
+            cache, 3, seed=7, skip_batches=skip, **kwargs), 20)
+        assert [b["id"].tolist() for b in resumed] == \
+            [b["id"].tolist() for b in full[skip:skip + 20]]
+    ids = [i for b in full for i in b["id"].tolist()]
+    per_epoch = len(kwargs["subset"]) if "subset" in kwargs else \
+        len(set(ids))  # each shard's records, all seen within 360 examples
+    epochs = [ids[k:k + per_epoch] for k in range(0, len(ids) - per_epoch + 1, per_epoch)]
+    assert len(epochs) >= 3 and all(sorted(e) == sorted(epochs[0]) for e in epochs)
+    assert epochs[0] != epochs[1]  # reshuffled
+
+
+def test_resume_at_step_300000_reads_at_most_one_epoch(toy):
+    """What makes a restart constant-time: batch 300,000 is found by epoch
+    arithmetic (epoch n*B // N, record n*B % N of it), not by reading the
+    30 million records before it (scripts/benchmark_resume.py times it)."""
+    _, cache, _ = toy
+    batch = run_batches(lambda: input_ops.train_dataset(cache, 100, seed=1,
+                                                        skip_batches=300000), 1)
+    assert len(batch) == 1 and batch[0]["image"].shape[0] == 100
+    per_epoch = cache.splits["train"].num_examples
+    offset = 300000 * 100 % per_epoch
+    epoch = 300000 * 100 // per_epoch
+    reference = run_batches(lambda: input_ops.train_dataset(cache, per_epoch, seed=1,
+                                                            skip_batches=epoch), 2)
+    ids = [i for b in reference for i in b["id"].tolist()]
+    assert batch[0]["id"].tolist() == ids[offset:offset + 100]
