@@ -39,6 +39,13 @@ def is_complete(prefix):
     return len(data) == int(total) if total.isdigit() else True
 
 
+def error_text(error):
+    """The first line of an exception's message (TensorFlow's run on), or
+    its type when it has none."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
 def unreadable(prefix):
     """Why the checkpoint cannot be loaded, or None if it can: its files are
     all there and every tensor its index lists reads back (a host that died
@@ -52,7 +59,7 @@ def unreadable(prefix):
             reader.get_tensor(name)
     except Exception as e:  # noqa: BLE001 - TF's reader raises OpError, IndexError (a short
         # data file), ValueError...: whatever it is, this checkpoint does not load
-        return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        return error_text(e)
     return None
 
 
@@ -86,11 +93,6 @@ def newest_loadable(run_dir):
                     path, why)
         skipped.append((path, why))
     return None, skipped
-
-
-def newest_complete(run_dir):
-    """The newest checkpoint of a run folder that loads, or None."""
-    return newest_loadable(run_dir)[0]
 
 
 def none_loads(run_dir, skipped):

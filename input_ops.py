@@ -214,11 +214,6 @@ def _parse_batch(serialized, image_shape):
             "id": features["id"], "index": features["index"]}
 
 
-def _index_of(serialized):
-    return tf.io.parse_single_example(
-        serialized, {"index": tf.io.FixedLenFeature([], tf.int64)})["index"]
-
-
 def _check_shard(num_shards, shard_index):
     if num_shards < 1 or not 0 <= shard_index < num_shards:
         raise ValueError("shard_index must lie in [0, num_shards), got %d of %d"
@@ -251,7 +246,7 @@ def _subset_file(cache, split, subset, num_shards, shard_index):
     """The records of `subset` (positions in the split; this shard's share:
     every num_shards-th of them) as one small TFRecord file in the cache
     folder, written once: a labeled stream then reads 100 records per epoch,
-    not the whole split."""
+    not the whole split. Returns (its path, its record count)."""
     from datasets.files import atomic_path
     positions = np.sort(np.asarray(subset, np.int64))[shard_index::num_shards]
     key = hashlib.sha1(split.encode() + positions.tobytes()).hexdigest()[:16]
@@ -265,7 +260,7 @@ def _subset_file(cache, split, subset, num_shards, shard_index):
                         example = tf.train.Example.FromString(record)
                         if example.features.feature["index"].int64_list.value[0] in wanted:
                             writer.write(record)
-    return path
+    return path, len(positions)
 
 
 def _count_records(files, num_shards, shard_index):
@@ -311,8 +306,8 @@ def train_dataset(cache, batch_size, split="train", seed=None,
     files, shards, index = cache.splits[split].files, num_shards, shard_index
     per_epoch = cache.splits[split].num_examples if num_shards == 1 else None
     if subset is not None:
-        files, shards, index = [_subset_file(cache, split, subset, num_shards, shard_index)], 1, 0
-        per_epoch = len(np.asarray(subset)[shard_index::num_shards])
+        path, per_epoch = _subset_file(cache, split, subset, num_shards, shard_index)
+        files, shards, index = [path], 1, 0
 
     def epoch(number):
         epoch_seed = None if seed is None else \

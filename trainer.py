@@ -610,8 +610,8 @@ def _run(config, g, run_dir, placement, start_step, resume_from, init_from):
             log.error("Could not save the checkpoint of step %d in %s (%s): the disk is full "
                       "or a file-size limit was reached. Stopping; the newest usable checkpoint "
                       "is %s. Free some space, then resume with: python trainer.py --train_dir "
-                      "%s", step, run_dir, str(e).strip().splitlines()[0] if str(e).strip()
-                      else type(e).__name__, checkpoints.newest_complete(run_dir) or "none",
+                      "%s", step, run_dir, checkpoints.error_text(e),
+                      checkpoints.newest_loadable(run_dir)[0] or "none",
                       run_dir)
             return False
         writer.flush()

@@ -35,7 +35,7 @@ def test_checkpoint_file_holds_relative_paths(moved):
 @pytest.mark.parametrize("relative", [True, False])
 def test_a_run_folder_resolves_to_its_newest_checkpoint(moved, relative):
     folder = "elsewhere/run" if relative else str(moved)
-    assert checkpoints.newest_complete(folder) == os.path.join(folder, "model-300")
+    assert checkpoints.newest_loadable(folder) == (os.path.join(folder, "model-300"), [])
     assert checkpoints.resolve(folder) == os.path.join(folder, "model-300")
     assert checkpoints.resolve(folder + "/model-200") == folder + "/model-200"
 
