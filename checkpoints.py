@@ -95,6 +95,64 @@ def newest_loadable(run_dir):
     return None, skipped
 
 
+def remove_checkpoint(run_dir, step):
+    """Removes model-<step>'s files and the temporary ones a save of it
+    leaves (TensorFlow's model-<step>_temp folder, *.tempstate files)."""
+    prefix = "model-%d" % step
+    for name in os.listdir(run_dir):
+        if name.startswith(prefix + ".") or name.startswith(prefix + "_temp"):
+            _remove(os.path.join(run_dir, name))
+
+
+# What trainer.py writes through a temporary name (datasets.files.atomic_path
+# makes ".<name>.<random>.tmp"), and what TensorFlow's Saver writes before it
+# renames: "model-<step>.index.tempstate<random>" (and .data-*), "model-<step>
+# .meta.tmp<random>", "checkpoint.tmp<random>", "model-<step>_temp/" (sharded).
+_OWN_TEMPORARIES = (".samples-", ".g_img_", ".config.json.", ".labeled_ids.txt.")
+
+
+def _is_leftover(name):
+    if name.startswith(_OWN_TEMPORARIES) and name.endswith(".tmp"):
+        return True
+    if name.startswith("checkpoint.tmp") or ".tempstate" in name:
+        return True
+    return name.startswith("model-") and ("_temp" in name or ".tmp" in name)
+
+
+def _remove(path):
+    import shutil
+    if os.path.isdir(path):
+        shutil.rmtree(path, ignore_errors=True)
+    elif os.path.exists(path):
+        os.remove(path)
+
+
+def remove_leftovers(run_dir, resume_step):
+    """What a trainer killed mid-save left in its run folder: temporary
+    files, and checkpoints newer than the one it resumes from (`resume_step`,
+    0 for a new run) that do not load (the run will write them again).
+    Call with the run folder's lock held. Returns the names removed."""
+    removed = []
+    for name in sorted(os.listdir(run_dir)):
+        if _is_leftover(name):
+            _remove(os.path.join(run_dir, name))
+            removed.append(name)
+    for path in _candidates(run_dir):
+        step = step_of(path)
+        if step is not None and step > resume_step and unreadable(path) is not None:
+            remove_checkpoint(run_dir, step)
+            removed.append(os.path.basename(path))
+    return removed
+
+
+def saved_up_to(run_dir, step):
+    """The run folder's checkpoints up to `step` whose files are all there,
+    oldest first: what a resumed Saver takes over, so that --max_to_keep
+    counts them too."""
+    found = [p for p in _candidates(run_dir) if (step_of(p) or 0) <= step and is_complete(p)]
+    return found[::-1]
+
+
 def none_loads(run_dir, skipped):
     """The ConfigError for a run folder none of whose checkpoints loads."""
     return ConfigError("no checkpoint in %s loads: %s. Restore the run folder from a copy, "

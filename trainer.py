@@ -385,20 +385,6 @@ class _StopFlag(object):
             signal.signal(signum, handler)
 
 
-def _remove_partial_checkpoint(run_dir, step):
-    """Removes what a failed save of model-<step> left: its files and
-    TensorFlow's temporary ones."""
-    import shutil
-    prefix = "model-%d" % step
-    for name in os.listdir(run_dir):
-        if name.startswith(prefix + ".") or name.startswith(prefix + "_temp"):
-            path = os.path.join(run_dir, name)
-            if os.path.isdir(path):
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                os.remove(path)
-
-
 def _save(sess, g, run_dir, step, config):
     from datasets.files import atomic_path
     path = g.saver.save(sess, os.path.join(run_dir, "model"), global_step=step)
@@ -565,6 +551,10 @@ def train(config, explicit, environ=None):
     lock = lock_run_dir(run_dir)
     log_file = add_log_file(os.path.join(run_dir, "train.log"))
     try:
+        removed = checkpoints.remove_leftovers(run_dir, start_step)
+        if removed:
+            log.warning("Removed what an interrupted save left in %s: %s", run_dir,
+                        ", ".join(removed))
         extra = {"image_shape": list(info.image_shape), "num_classes": info.num_classes,
                  "dataset_path": os.path.abspath(info.path), "split_source": info.split_source,
                  "num_train": cache.splits["train"].num_examples,
@@ -606,7 +596,7 @@ def _run(config, g, run_dir, placement, start_step, resume_from, init_from):
         try:
             _save(sess, g, run_dir, step, config)
         except (tf.errors.OpError, OSError) as e:
-            _remove_partial_checkpoint(run_dir, step)
+            checkpoints.remove_checkpoint(run_dir, step)
             log.error("Could not save the checkpoint of step %d in %s (%s): the disk is full "
                       "or a file-size limit was reached. Stopping; the newest usable checkpoint "
                       "is %s. Free some space, then resume with: python trainer.py --train_dir "
@@ -631,6 +621,7 @@ def _run(config, g, run_dir, placement, start_step, resume_from, init_from):
         if chief:
             if resume_from:  # restoring sets every variable: no window of fresh weights
                 g.saver.restore(sess, resume_from)
+                g.saver.recover_last_checkpoints(checkpoints.saved_up_to(run_dir, start_step))
                 log.info("Resumed from %s at step %d", resume_from, start_step)
             else:
                 sess.run(tf.global_variables_initializer())

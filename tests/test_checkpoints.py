@@ -107,6 +107,18 @@ def test_trainer_resumes_from_the_newest_checkpoint_that_loads(moved, capsys):
     assert "Skipping checkpoint elsewhere/run/model-300: it does not load" in err
     assert "resuming from elsewhere/run/model-200" in err and "Traceback" not in err
     assert (moved / "model-210.index").is_file()
+    # The damaged checkpoint, newer than the resume point, is gone, and said so.
+    assert "Removed what an interrupted save left in elsewhere/run: model-300" in err
+    assert not [n for n in os.listdir(str(moved)) if n.startswith("model-300")]
+    assert checkpoints.resolve("elsewhere/run") == "elsewhere/run/model-210"
+
+
+def test_max_to_keep_counts_the_checkpoints_a_resumed_run_started_with(moved):
+    import trainer
+    assert trainer.main(["--train_dir", "elsewhere/run", "--max_training_steps", "320",
+                         "--output_save_step", "10", "--max_to_keep", "3"]) == 0
+    kept = sorted(n for n in os.listdir(str(moved)) if n.endswith(".index"))
+    assert kept == ["model-300.index", "model-310.index", "model-320.index"]
 
 
 def test_no_checkpoint_that_loads_is_a_clear_error(moved, capsys):
