@@ -13,6 +13,7 @@ in lock-step, D and G alternating as on one machine.
 import collections
 import json
 import logging
+import threading
 import time
 
 import tensorflow.compat.v1 as tf
@@ -86,11 +87,13 @@ def device_setter(info):
 
 class SyncWrapper(object):
     """Wraps each optimizer in a SyncReplicasOptimizer aggregating all workers'
-    gradients, and remembers them for the session set-up."""
+    gradients, and remembers them for the session set-up: D's first, then
+    G's, in the order model.build_train_ops creates them."""
 
     def __init__(self, num_workers):
         self.num_workers = num_workers
         self.optimizers = []
+        self._next_token = []
 
     def __call__(self, optimizer):
         sync = tf.train.SyncReplicasOptimizer(
@@ -98,6 +101,24 @@ class SyncWrapper(object):
             total_num_replicas=self.num_workers, name=optimizer.get_name() + "_sync")
         self.optimizers.append(sync)
         return sync
+
+    def build_catch_up(self):
+        """After the train ops: one op per optimizer that takes the next token
+        of its queue as the worker's local step (what its train op ends with)."""
+        self._next_token = [tf.assign(opt._local_step, opt._sync_token_queue.dequeue())
+                            for opt in self.optimizers]
+
+    def catch_up(self, sess, which, step):
+        """After worker step `step` of optimizer `which` (0: D, 1: G): its
+        token must be step + 1, the global step the aggregated update made.
+        A smaller one was left in the queue for a worker that was killed
+        after sending its gradients; taking it would let this worker run a
+        step ahead of the others, so it is dropped and the real one awaited."""
+        local = self.optimizers[which]._local_step
+        token = sess.run(local)
+        while token < step + 1:
+            log.info("Dropped a token of step %d left by a worker that stopped", token)
+            token = sess.run(self._next_token[which])
 
 
 def session_filters(info, config):
@@ -107,19 +128,19 @@ def session_filters(info, config):
     return config
 
 
-def wait_until_initialized(sess, variables, timeout=600):
-    """Non-chief workers: block until the chief has initialised or restored."""
+def wait_until_initialized(sess, variables, chief, wait_log_secs):
+    """Non-chief workers: block until the chief (its name, for the log) has
+    initialised or restored `variables`, saying so every `wait_log_secs`."""
     pending = tf.report_uninitialized_variables(variables)
-    start = time.time()
+    start = last_log = time.time()
     while True:
         names = sess.run(pending)
         if not len(names):
             return
-        if time.time() - start > timeout:
-            raise ConfigError("the chief has not initialised %s after %d s; is it running?"
-                              % (", ".join(n.decode() for n in names[:3]), timeout))
-        log.debug("waiting for the chief to initialise %d variables (%s...)", len(names),
-                  names[0].decode())
+        if time.time() - last_log >= wait_log_secs:
+            log.warning("Waited %d s for %s to initialise or restore the variables (%d left, "
+                        "%s...)", time.time() - start, chief, len(names), names[0].decode())
+            last_log = time.time()
         time.sleep(0.5)
 
 
@@ -139,3 +160,119 @@ def start_sync(sess, sync, info, coordinator):
             sess.run(opt.chief_init_op)
             opt.get_chief_queue_runner().create_threads(sess, coord=coordinator, daemon=True,
                                                         start=True)
+
+
+def task_names(info):
+    """'chief 0 (host:port)', 'worker 0 (host:port)', ... by worker index."""
+    tasks = [("chief", i) for i in range(len(info.cluster.get("chief", [])))] + \
+            [("worker", i) for i in range(len(info.cluster.get("worker", [])))]
+    return ["%s %d (%s)" % (job, i, info.cluster[job][i]) for job, i in tasks]
+
+
+class Progress(object):
+    """Where each worker is, kept on the first parameter server: the step
+    each worker last started and a heartbeat count it raises every
+    HEARTBEAT_SECONDS. A worker whose step waits long reads them to say whom
+    it waits for: workers not yet at its step, or silent ones (dead, or
+    restarting)."""
+
+    HEARTBEAT_SECONDS = 1.0
+
+    def __init__(self, info, global_step):
+        self.info = info
+        self.names = task_names(info)
+        with tf.device("/job:ps/task:0"):
+            # Not in the checkpoint (collections=[]): it describes the processes
+            # of this cluster, not the model.
+            self.steps = tf.Variable(tf.fill([info.num_workers], tf.constant(-1, tf.int64)),
+                                     trainable=False, collections=[], name="cluster_steps")
+            self.beats = tf.Variable(tf.zeros([info.num_workers], tf.int64), trainable=False,
+                                     collections=[], name="cluster_heartbeats")
+        index = [info.worker_index]
+        self.mark = tf.scatter_update(self.steps, index,
+                                      tf.reshape(tf.cast(global_step, tf.int64), [1]))
+        self.beat = tf.scatter_add(self.beats, index, tf.ones([1], tf.int64))
+        self.initializer = tf.variables_initializer([self.steps, self.beats])
+        self.initialized = tf.logical_and(tf.is_variable_initialized(self.steps),
+                                          tf.is_variable_initialized(self.beats))
+        self.variables = [self.steps, self.beats]
+
+
+class Watch(object):
+    """A thread beside the training loop: raises this worker's heartbeat, and
+    while a step waits longer than `wait_log_secs` for the other workers,
+    logs whom it waits for (again every `wait_log_secs`)."""
+
+    def __init__(self, sess, progress, wait_log_secs):
+        self._sess, self._progress, self._wait = sess, progress, wait_log_secs
+        self._lock = threading.Lock()
+        self._step = self._started = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="cluster-watch")
+        self._thread.daemon = True
+
+    def __enter__(self):
+        if self._progress is not None:  # None: not on a cluster, nothing to watch
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(10)
+
+    def step(self, step):
+        """The training loop starts step `step` (None: between steps)."""
+        with self._lock:
+            self._step, self._started = step, time.time()
+
+    def _loop(self):
+        last_beat = last_log = 0.0
+        heard = None  # while a step waits: when each worker's heartbeat last moved
+        beats_before = None
+        while not self._stop.wait(0.25):
+            now = time.time()
+            try:
+                if now - last_beat >= Progress.HEARTBEAT_SECONDS:
+                    self._sess.run(self._progress.beat)
+                    last_beat = now
+                with self._lock:
+                    step, started = self._step, self._started
+                if step is None or now - started < self._wait / 2:
+                    heard = None
+                    continue
+                steps, beats = self._sess.run([self._progress.steps, self._progress.beats])
+                if heard is None:
+                    heard = [now] * len(beats)
+                else:
+                    heard = [now if b != old else t for b, old, t in zip(beats, beats_before,
+                                                                          heard)]
+                beats_before = beats
+                if now - started >= self._wait and now - last_log >= self._wait:
+                    log.warning(self.waiting_line(step, now - started, steps,
+                                                  [now - t for t in heard]))
+                    last_log = now
+            except (tf.errors.OpError, RuntimeError) as e:  # a parameter server is gone, or
+                log.debug("cluster watch: %s", e)             # the session closed
+                if self._stop.wait(Progress.HEARTBEAT_SECONDS):
+                    return
+
+    def waiting_line(self, step, waited, steps, silent_for):
+        """Whom a step waits for, from the progress table: the workers not at
+        this step yet, and those whose heartbeat has stopped (killed, or
+        restarting); `silent_for`: seconds since each one's last heartbeat
+        was seen."""
+        names, me = self._progress.names, self._progress.info.worker_index
+        waiting_for = []
+        for i, name in enumerate(names):
+            reasons = []
+            if i != me and steps[i] < step:
+                reasons.append("at step %d" % steps[i] if steps[i] >= 0 else "not started")
+            if i != me and silent_for[i] > 2.5 * Progress.HEARTBEAT_SECONDS:
+                reasons.append("no heartbeat for %d s" % silent_for[i])
+            if reasons:
+                waiting_for.append("%s, %s" % (name, " and ".join(reasons)))
+        if waiting_for:
+            return "Step %d has waited %d s for %s" % (step, waited, "; ".join(waiting_for))
+        return ("Step %d has waited %d s: every worker has started it; waiting for their "
+                "gradients and for %s to apply them" % (step, waited, names[0]))

@@ -225,6 +225,10 @@ FLAGS = [
     ("cluster", "--ps_hosts", dict(default=None, help="host:port,... of the parameter servers")),
     ("cluster", "--worker_hosts", dict(
         default=None, help="host:port,... of the workers; the first is the chief")),
+    ("cluster", "--wait_log_secs", dict(
+        type=_positive_float, default=60.0,
+        help="a worker whose step has waited this long for the others (one killed, or "
+             "restarting) logs whom it waits for, and again every as many seconds")),
 ]
 
 # Flags that shape the networks: a resumed run must keep them.

@@ -298,7 +298,9 @@ def train_dataset(cache, batch_size, split="train", seed=None,
       skip_batches: start this many batches into the stream: a run resumed at
         step n continues with the data an uninterrupted run would have seen
         (with the same seed). Costs at most one epoch's reading (and, for a
-        shard of a split, one count of its records), whatever n is.
+        shard of a split, one count of its records), whatever n is. An int,
+        or a scalar tensor (e.g. the global step) read when an initializable
+        iterator is initialised.
     Returns:
       tf.data.Dataset of batch dicts (see module doc).
     """
@@ -316,15 +318,20 @@ def train_dataset(cache, batch_size, split="train", seed=None,
             shuffle_buffer, seed=epoch_seed, reshuffle_each_iteration=False)
 
     first_epoch, offset = 0, 0
-    if skip_batches:
+    positioned = isinstance(skip_batches, (tf.Tensor, tf.Variable))
+    if positioned or skip_batches:
         if per_epoch is None:  # a shard of the split: count it
             per_epoch = _count_records(files, shards, index)
         if per_epoch == 0:
             raise DatasetError("the %s split has no records for shard %d of %d"
                                % (split, shard_index, num_shards))
-        first_epoch, offset = divmod(skip_batches * batch_size, per_epoch)
+        if positioned:  # read when the iterator is initialised
+            position = tf.cast(skip_batches, tf.int64) * batch_size
+            first_epoch, offset = position // per_epoch, position % per_epoch
+        else:
+            first_epoch, offset = divmod(skip_batches * batch_size, per_epoch)
     dataset = tf.data.Dataset.range(first_epoch, np.iinfo(np.int64).max).flat_map(epoch)
-    if offset:
+    if positioned or offset:
         dataset = dataset.skip(offset)  # within one epoch, before parsing: cheap
     dataset = dataset.batch(batch_size, drop_remainder=True)
     dataset = dataset.map(lambda records: _parse_batch(records, cache.image_shape),

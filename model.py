@@ -517,7 +517,12 @@ def _minimize(loss, variables, learning_rate, beta1, clip_norm, global_step, upd
             grads, grad_norm = tf.clip_by_global_norm(grads, clip_norm)
         else:
             grad_norm = tf.global_norm(grads)
-        with tf.control_dependencies(update_ops):
+        # A wrapper's apply_gradients may also build ops that run apart from the
+        # step (SyncReplicasOptimizer's init ops and the chief's queue runner,
+        # which applies the aggregated gradients): under the updates' control
+        # dependency every run of those would read batches and move the
+        # batch-norm statistics again. So with a wrapper they are grouped after.
+        with tf.control_dependencies(update_ops if wrap_optimizer is None else []):
             if loss_scale is None:
                 step = optimizer.apply_gradients(zip(grads, variables), global_step=global_step)
             else:  # an overflowing step changes no weight, only the scale (and the step count)
@@ -525,6 +530,8 @@ def _minimize(loss, variables, learning_rate, beta1, clip_norm, global_step, upd
                     finite, lambda: optimizer.apply_gradients(zip(grads, variables)))
                 with tf.control_dependencies([applied, loss_scale.update(finite)]):
                     step = tf.group(tf.assign_add(global_step, 1))
+        if wrap_optimizer is not None:
+            step = tf.group(step, *update_ops)
         if history_update is None:
             return step, grad_norm
         with tf.control_dependencies([step]):

@@ -182,7 +182,7 @@ def check_config(config, cache):
 
 Graph = collections.namedtuple(
     "Graph", "graph global_step losses eval_losses train_ops summary sample_images sample_png "
-             "model_variables saver broadcast sync init_ops")
+             "model_variables saver broadcast sync init_ops input_init progress")
 
 INIT_BATCH = 500  # the paper's data-dependent initialisation batch (trainx[:500])
 
@@ -236,20 +236,29 @@ def build_graph(config, info, cache, start_step, rank=None, workers=None, labele
                               else contextlib.nullcontext()):
         tf.set_random_seed(config.seed)
         global_step = tf.train.get_or_create_global_step()
+        input_init = []
         with tf.name_scope("inputs"):
+            # On a cluster a task may join a run in progress (a restarted worker or
+            # chief): its streams start at the global step the iterators read when
+            # initialised, after the chief has restored or initialised it.
+            skip = start_step if workers is None else global_step
+
             def stream(batch_size, seed, **kwargs):
-                return tf.data.make_one_shot_iterator(input_ops.train_dataset(
+                dataset = input_ops.train_dataset(
                     cache, batch_size, seed=seed, num_shards=num_shards,
-                    shard_index=shard_index, **kwargs)).get_next()
-            train_batch = stream(config.batch_size, config.seed, skip_batches=start_step)
+                    shard_index=shard_index, skip_batches=skip, **kwargs)
+                if workers is None:
+                    return tf.data.make_one_shot_iterator(dataset).get_next()
+                iterator = tf.data.make_initializable_iterator(dataset)
+                input_init.append(iterator.initializer)
+                return iterator.get_next()
+            train_batch = stream(config.batch_size, config.seed)
             labeled_batch = None
             if labeled is not None:
-                labeled_batch = stream(config.batch_size, config.seed + 2, subset=labeled,
-                                       skip_batches=start_step)
+                labeled_batch = stream(config.batch_size, config.seed + 2, subset=labeled)
             matching_batch = None
             if config.method == "improved_gan":  # G's own unlabeled batches, as the paper's
-                matching_batch = stream(config.batch_size, config.seed + 4,
-                                        skip_batches=start_step)
+                matching_batch = stream(config.batch_size, config.seed + 4)
             test_batch = tf.data.make_one_shot_iterator(input_ops.train_dataset(
                 cache, config.batch_size, split="test", seed=config.seed + 1)).get_next()
         with tf.name_scope("model"):
@@ -282,6 +291,7 @@ def build_graph(config, info, cache, start_step, rank=None, workers=None, labele
         if distributed:
             import ascend
             wrap = ascend.distributed_optimizer_wrapper()
+        progress = None
         if workers is not None:
             wrap = sync = cluster.SyncWrapper(workers.num_workers)
         with tf.name_scope("train"):
@@ -290,6 +300,10 @@ def build_graph(config, info, cache, start_step, rank=None, workers=None, labele
                 config.clip_norm, config.lr_decay_start, config.max_training_steps,
                 config.historical_averaging, config.ema_decay,
                 precision.needs_loss_scale(config.precision), config.optimizer), wrap)
+        if workers is not None:
+            with tf.name_scope("cluster"):
+                sync.build_catch_up()
+                progress = cluster.Progress(workers, global_step)
         # Validation and samples compute in float32, as evaler.py does.
         with tf.name_scope("eval"):  # D's moving-average weights when kept
             eval_model = ssgan.build_model(test_batch["image"], test_batch["label"], cfg,
@@ -310,7 +324,8 @@ def build_graph(config, info, cache, start_step, rank=None, workers=None, labele
         # Relative paths in the `checkpoint` file keep a run folder movable.
         saver = tf.train.Saver(max_to_keep=config.max_to_keep, save_relative_paths=True)
     return Graph(graph, global_step, losses, eval_losses, train_ops, summary, sample_images,
-                 sample_png, model_variables, saver, broadcast, sync, init_ops)
+                 sample_png, model_variables, saver, broadcast, sync, init_ops, input_init,
+                 progress)
 
 
 LABELED_IDS_FILE = "labeled_ids.txt"
@@ -582,6 +597,47 @@ def train(config, explicit, environ=None):
         lock.close()
 
 
+def _initialize(sess, g, run_dir, placement, wait_log_secs, start_step, resume_from, init_from):
+    """Sets every variable: rank 0 / the chief restores the run's checkpoint or
+    initialises; on a cluster the others wait for it, and a chief restarted
+    into a running cluster takes the parameter servers' state as it is (it
+    is newer than any checkpoint)."""
+    import tensorflow.compat.v1 as tf
+    import cluster
+    workers, progress = placement.workers, g.progress
+    if placement.is_chief and workers is not None:
+        if not len(sess.run(tf.report_uninitialized_variables(tf.global_variables()))):
+            log.info("Rejoined the running cluster at step %d: the parameter servers kept the "
+                     "training state (the newest checkpoint is %s)", sess.run(g.global_step),
+                     resume_from or "none")
+            resume_from = init_from = None
+            start_step = None
+    if placement.is_chief and start_step is not None:
+        if resume_from:  # restoring sets every variable: no window of fresh weights
+            g.saver.restore(sess, resume_from)
+            g.saver.recover_last_checkpoints(checkpoints.saved_up_to(run_dir, start_step))
+            log.info("Resumed from %s at step %d", resume_from, start_step)
+        else:
+            sess.run(tf.global_variables_initializer())
+            if init_from:
+                tf.train.Saver(g.model_variables).restore(sess, init_from)
+                log.info("Initialised D and G from %s", init_from)
+            elif g.init_ops:
+                sess.run(g.init_ops)
+                log.info("Data-dependent initialisation of %d weight-normalised layer "
+                         "parameters done", len(g.init_ops))
+            sess.run(g.train_ops.sync_averages)
+    elif workers is not None and not placement.is_chief:
+        cluster.wait_until_initialized(sess, tf.global_variables() + progress.variables,
+                                       cluster.task_names(workers)[0], wait_log_secs)
+    elif workers is None:
+        sess.run(tf.global_variables_initializer())
+        if resume_from:
+            g.saver.restore(sess, resume_from)
+    if placement.is_chief and progress is not None and not sess.run(progress.initialized):
+        sess.run(progress.initializer)
+
+
 def _run(config, g, run_dir, placement, start_step, resume_from, init_from):
     import tensorflow.compat.v1 as tf
     import cluster
@@ -618,31 +674,13 @@ def _run(config, g, run_dir, placement, start_step, resume_from, init_from):
     coordinator = tf.train.Coordinator()
     session = tf.Session(target, graph=g.graph, config=session_conf)
     with g.graph.as_default(), session as sess:
-        if chief:
-            if resume_from:  # restoring sets every variable: no window of fresh weights
-                g.saver.restore(sess, resume_from)
-                g.saver.recover_last_checkpoints(checkpoints.saved_up_to(run_dir, start_step))
-                log.info("Resumed from %s at step %d", resume_from, start_step)
-            else:
-                sess.run(tf.global_variables_initializer())
-                if init_from:
-                    tf.train.Saver(g.model_variables).restore(sess, init_from)
-                    log.info("Initialised D and G from %s", init_from)
-                elif g.init_ops:
-                    sess.run(g.init_ops)
-                    log.info("Data-dependent initialisation of %d weight-normalised layer "
-                             "parameters done", len(g.init_ops))
-                sess.run(g.train_ops.sync_averages)
-        elif workers is not None:
-            cluster.wait_until_initialized(sess, tf.global_variables())
-        else:
-            sess.run(tf.global_variables_initializer())
-            if resume_from:
-                g.saver.restore(sess, resume_from)
+        _initialize(sess, g, run_dir, placement, config.wait_log_secs, start_step, resume_from,
+                    init_from)
         sess.run(tf.local_variables_initializer())
         if g.broadcast is not None:
             sess.run(g.broadcast)
             log.info("Weights broadcast from rank 0 to the %d cards", placement.rank.size)
+        sess.run(g.input_init)  # the cluster's streams, at the global step
         if g.sync is not None:
             cluster.start_sync(sess, g.sync, workers, coordinator)
         writer = _NullWriter()
@@ -663,7 +701,8 @@ def _run(config, g, run_dir, placement, start_step, resume_from, init_from):
         last_saved = step
         interval_time, interval_steps = 0.0, 0
         status = 0
-        with _StopFlag() as stop, progress_bar(config.max_training_steps, step) as bar:
+        watch = cluster.Watch(sess, g.progress, config.wait_log_secs)
+        with _StopFlag() as stop, progress_bar(config.max_training_steps, step) as bar, watch:
             while step < config.max_training_steps and stop.signum is None:
                 if step % config.test_sample_step == 0:
                     start = time.time()
@@ -681,8 +720,14 @@ def _run(config, g, run_dir, placement, start_step, resume_from, init_from):
                     fetches["scalars"] = scalars
                 if step % config.write_summary_step == 0 and chief:
                     fetches["summary"] = g.summary
+                if g.progress is not None:
+                    fetches["mark"] = g.progress.mark  # tells the others this step began
                 start = time.time()
+                watch.step(step)
                 out = sess.run(fetches)
+                watch.step(None)
+                if g.sync is not None:
+                    g.sync.catch_up(sess, 1 if train_g else 0, step)
                 interval_time += time.time() - start
                 interval_steps += 1
                 if not math.isfinite(out["loss"]):

@@ -8,9 +8,17 @@ machine; a real cluster sets TF_CONFIG on each host the same way.
     python scripts/launch_local_cluster.py 2 --log_dir /tmp/logs -- --dataset MNIST ...
 
 Everything after the worker count (and this script's own --log_dir,
---timeout) goes to every trainer. Each task logs to <log_dir>/<task>.log.
-Waits for the workers, then stops the parameter server; exits with the first
-non-zero worker status.
+--timeout, --max_restarts) goes to every trainer. Each task logs to
+<log_dir>/<task>.log. Waits for the workers, then stops the parameter
+server; exits with the first non-zero worker status.
+
+Tasks that die are started again, as a Kubernetes TFJob with restartPolicy
+ExitCode does (up to --max_restarts times in all): a worker or the chief
+killed by a signal (or stopped with SIGTERM) is restarted on its own and
+rejoins the running cluster; a parameter server that dies takes the
+training state with it, so it and every worker are restarted and the chief
+resumes from its last checkpoint. A task that exits with an error (status
+1-127: a bad flag, a NaN loss) stops the cluster.
 """
 
 import argparse
@@ -60,6 +68,9 @@ def parse_args(argv):
     parser.add_argument("--log_dir", default="cluster_logs", help="(default: %(default)s)")
     parser.add_argument("--timeout", type=float, default=24 * 3600,
                         help="seconds before the workers are stopped (default: a day)")
+    parser.add_argument("--max_restarts", type=int, default=3,
+                        help="restarts of killed tasks, in all, before the cluster is stopped; "
+                             "0: a task that dies stops it (default: %(default)s)")
     args, trainer_args = parser.parse_known_args(argv)
     if trainer_args[:1] == ["--"]:
         trainer_args = trainer_args[1:]
@@ -68,58 +79,125 @@ def parse_args(argv):
     return args, trainer_args
 
 
-def main(argv=None):
-    args, trainer_args = parse_args(sys.argv[1:] if argv is None else argv)
-    cluster = cluster_spec(args.num_workers)
-    if not os.path.isdir(args.log_dir):
-        os.makedirs(args.log_dir)
-    processes = {}
-    for job, index in tasks(cluster):
+def killed(code):
+    """A task stopped by a signal (SIGKILL, a node lost, SIGTERM's exit 143),
+    which a restart can cure, as against an error exit (1-127)."""
+    return code < 0 or code > 128
+
+
+def how(code):
+    return "signal %d" % -code if code < 0 else "status %d" % code
+
+
+class Cluster(object):
+    """The task processes, started (again) with their TF_CONFIG."""
+
+    def __init__(self, cluster, log_dir, trainer_args):
+        self.cluster, self.log_dir, self.trainer_args = cluster, log_dir, trainer_args
+        self.processes = {}
+
+    def start(self, key):
+        job, index = key
         env = dict(os.environ, TF_CONFIG=json.dumps(
-            {"cluster": cluster, "task": {"type": job, "index": index}}))
-        log_path = os.path.join(args.log_dir, "%s%d.log" % (job, index))
-        with open(log_path, "w") as log_file:
-            processes[(job, index)] = subprocess.Popen(
-                [sys.executable, os.path.join(ROOT, "trainer.py")] + trainer_args,
+            {"cluster": self.cluster, "task": {"type": job, "index": index}}))
+        log_path = os.path.join(self.log_dir, "%s%d.log" % key)
+        again = key in self.processes
+        with open(log_path, "a" if again else "w") as log_file:
+            self.processes[key] = subprocess.Popen(
+                [sys.executable, os.path.join(ROOT, "trainer.py")] + self.trainer_args,
                 env=env, stdout=log_file, stderr=subprocess.STDOUT, cwd=os.getcwd())
-        print("started %s %d (%s), log %s" % (job, index, cluster[job][index], log_path))
+        print("%s %s %d (%s), log %s" % ("restarted" if again else "started", job, index,
+                                         self.cluster[job][index], log_path))
         sys.stdout.flush()
-    workers = {k: p for k, p in processes.items() if k[0] != "ps"}
-    deadline = time.time() + args.timeout
-    status = 0
-    try:
-        while any(p.poll() is None for p in workers.values()):
-            if time.time() > deadline:
-                print("timeout: stopping the workers")
-                for p in workers.values():
-                    if p.poll() is None:
-                        p.send_signal(signal.SIGTERM)
-                break
-            failed = [k for k, p in workers.items() if p.poll() not in (None, 0)]
-            if failed:  # the others would wait for its gradients forever
-                print("%s %d failed; stopping the cluster" % failed[0])
-                break
-            time.sleep(0.5)
-    except KeyboardInterrupt:
-        for p in workers.values():
+
+    def workers(self):
+        return {k: p for k, p in self.processes.items() if k[0] != "ps"}
+
+    def stop(self, keys, kill=False):
+        for key in keys:
+            p = self.processes[key]
             if p.poll() is None:
-                p.send_signal(signal.SIGINT)
-    finally:
-        for key, p in processes.items():
-            if p.poll() is None:
-                p.terminate()
-        for key, p in processes.items():
+                p.kill() if kill else p.terminate()
+        for key in keys:
+            p = self.processes[key]
             try:
                 p.wait(30)
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
+
+
+def supervise(tasks_, args):
+    """Waits for the workers, restarting what dies (see the module doc).
+    Returns False if the cluster had to be stopped."""
+    deadline = time.time() + args.timeout
+    restarts = 0
+    while any(p.poll() is None for p in tasks_.workers().values()):
+        if time.time() > deadline:
+            print("timeout: stopping the workers")
+            for p in tasks_.workers().values():
+                if p.poll() is None:
+                    p.send_signal(signal.SIGTERM)
+            return False
+        lost = [k for k, p in tasks_.processes.items() if k[0] == "ps" and p.poll() is not None]
+        failed = [k for k, p in sorted(tasks_.workers().items()) if p.poll() not in (None, 0)]
+        if lost or failed:
+            key = (lost or failed)[0]
+            code = tasks_.processes[key].returncode
+            if restarts >= args.max_restarts or not (lost or killed(code)):
+                print("%s %d exited with %s; stopping the cluster" % (key + (how(code),)))
+                return False
+            restarts += 1
+            if lost:
+                print("%s %d exited with %s: it held the training state, so every task "
+                      "restarts and the chief resumes from its last checkpoint (restart %d of "
+                      "%d)" % (key + (how(code), restarts, args.max_restarts)))
+                unfinished = [k for k, p in tasks_.workers().items() if p.returncode != 0]
+                tasks_.stop(unfinished, kill=True)
+                for k in sorted(lost):
+                    tasks_.start(k)
+                for k in tasks(tasks_.cluster):
+                    if k in unfinished:
+                        tasks_.start(k)
+            else:
+                print("%s %d exited with %s; restarting it: it rejoins the running cluster "
+                      "(restart %d of %d)" % (key + (how(code), restarts, args.max_restarts)))
+                tasks_.start(key)
+            continue
+        time.sleep(0.5)
+    return True
+
+
+def main(argv=None):
+    args, trainer_args = parse_args(sys.argv[1:] if argv is None else argv)
+    cluster = cluster_spec(args.num_workers)
+    if not os.path.isdir(args.log_dir):
+        os.makedirs(args.log_dir)
+    tasks_ = Cluster(cluster, args.log_dir, trainer_args)
+    for key in tasks(cluster):
+        tasks_.start(key)
+    ok = True
+    try:
+        ok = supervise(tasks_, args)
+    except KeyboardInterrupt:  # Ctrl-C: the chief saves, then everything stops
+        for p in tasks_.workers().values():
+            if p.poll() is None:
+                p.send_signal(signal.SIGINT)
+        for p in tasks_.workers().values():
+            try:
+                p.wait(60)
+            except subprocess.TimeoutExpired:
+                pass
+    finally:
+        tasks_.stop(list(tasks_.processes))
+    status = 0
+    workers = tasks_.workers()
     for key in sorted(workers):
         code = workers[key].returncode
         print("%s %d exited with %s" % (key[0], key[1], code))
         if code and not status:
             status = code
-    return status
+    return status or (0 if ok else 1)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ def _load_script(module_name, file_name):
 
 _load_script("check_compat_module", "check_compat.py")
 _load_script("benchmark_script", "benchmark.py")
+_load_script("scripts_launch", "launch_local_cluster.py")
 
 import tensorflow.compat.v1 as tf  # noqa: E402
 

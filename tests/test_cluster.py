@@ -4,6 +4,10 @@ real cluster (one parameter server, two workers as processes on loopback)."""
 import json
 import os
 import re
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -126,3 +130,200 @@ def test_two_workers_train_in_lock_step_and_resume(data, tmp_path):
     assert train_steps(worker_log) == [5, 6, 7, 8]
     assert tf.train.latest_checkpoint(run_dir).endswith("model-8")
     assert own_processes(run_dir) == []  # the parameter server and workers are gone
+
+
+def task_pids(launcher):
+    """{(job, index): pid} of a launcher's trainer processes, from their TF_CONFIG."""
+    found = {}
+    for pid in os.listdir("/proc"):
+        try:
+            with open("/proc/%s/stat" % pid) as f:
+                parent = int(f.read().rsplit(")", 1)[1].split()[1])
+            if parent != launcher.pid:
+                continue
+            with open("/proc/%s/environ" % pid, "rb") as f:
+                environ = f.read().split(b"\0")
+        except (IOError, OSError, ValueError, IndexError):
+            continue
+        for item in environ:
+            if item.startswith(b"TF_CONFIG="):
+                task = json.loads(item[len(b"TF_CONFIG="):].decode())["task"]
+                found[(task["type"], task["index"])] = int(pid)
+    return found
+
+
+def read(path):
+    with open(path) as f:
+        return f.read()
+
+
+def wait_until(condition, what, launcher, timeout=240):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if condition():
+            return
+        assert launcher.poll() is None, "the launcher ended while waiting for %s" % what
+        time.sleep(0.2)
+    raise AssertionError("no %s after %d s" % (what, timeout))
+
+
+def segments(log_text):
+    """A task's log split by process start: each start logs its run folder or
+    its worker line first."""
+    return re.split(r"Run folder: |Worker \d+ of \d+ \(reads", log_text)[1:]
+
+
+def test_a_cluster_recovers_from_each_task_killed(data, tmp_path):
+    """SIGKILL a worker, then the chief, then the parameter server of a running
+    two-worker cluster: the launcher restarts each; a worker and the chief
+    rejoin the running cluster with nothing lost, the others saying whom they
+    wait for meanwhile; a lost parameter server restarts every task from the
+    chief's last checkpoint; the run finishes."""
+    run_dir, logs = str(tmp_path / "run"), str(tmp_path / "logs")
+    chief_log, worker_log = (os.path.join(logs, n) for n in ("chief0.log", "worker0.log"))
+    steps = 140
+    launcher = subprocess.Popen(
+        [sys.executable, os.path.join(ROOT, "scripts", "launch_local_cluster.py"), "2",
+         "--log_dir", logs, "--timeout", "600", "--dataset", data["easy"], "--train_dir",
+         run_dir, "--log_step", "1", "--output_save_step", "20", "--max_to_keep", "100",
+         "--max_training_steps", str(steps), "--wait_log_secs", "2"],
+        cwd=str(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        universal_newlines=True)
+    try:
+        def reached(step):
+            return lambda: os.path.isfile(chief_log) and \
+                any(s >= step for s in train_steps(chief_log))
+
+        # A worker killed: restarted, it rejoins at the step the others wait in.
+        wait_until(reached(10), "step 10", launcher)
+        os.kill(task_pids(launcher)[("worker", 0)], signal.SIGKILL)
+        wait_until(lambda: len(segments(read(worker_log))) == 2 and
+                   train_steps(worker_log)[-1] > 12, "worker 0 rejoining", launcher)
+        waiting = re.findall(r"WARNING Step (\d+) has waited \d+ s for worker 0 \(127\.0\.0\.1:"
+                             r"\d+\)", read(chief_log))
+        assert waiting, read(chief_log)[-3000:]
+        worker_runs = segments(read(worker_log))
+        rejoined = train_steps_in(worker_runs[1])[0]
+        # The worker came back at the step the chief waited in; no step is lost.
+        assert rejoined == int(waiting[-1]) + 1
+        assert train_steps(chief_log) == list(range(1, len(train_steps(chief_log)) + 1))
+
+        # The chief killed: restarted, it takes the parameter servers' state.
+        wait_until(reached(40), "step 40", launcher)
+        os.kill(task_pids(launcher)[("chief", 0)], signal.SIGKILL)
+        wait_until(lambda: "Rejoined the running cluster at step" in read(chief_log),
+                   "the chief rejoining", launcher)
+        at = int(re.search(r"Rejoined the running cluster at step (\d+)",
+                           read(chief_log)).group(1))
+        assert re.search(r"WARNING Step %d has waited \d+ s for chief 0 \(127\.0\.0\.1:\d+\)"
+                         % at, read(worker_log))
+        wait_until(reached(at + 3), "steps after the chief's restart", launcher)
+        chief_runs = segments(read(chief_log))
+        assert train_steps_in(chief_runs[-1])[:3] == [at + 1, at + 2, at + 3]
+
+        # The parameter server killed: every task restarts from the last checkpoint.
+        wait_until(reached(85), "step 85", launcher)
+        newest = tf.train.latest_checkpoint(run_dir)
+        os.kill(task_pids(launcher)[("ps", 0)], signal.SIGKILL)
+        wait_until(lambda: "Resumed from" in segments(read(chief_log))[-1],
+                   "the chief resuming", launcher)
+        resumed = int(re.search(r"Resumed from \S+model-(\d+) at step (\d+)",
+                                read(chief_log)).group(1))
+        assert resumed >= int(newest.rsplit("-", 1)[1]) >= 80
+        out, _ = launcher.communicate(timeout=400)
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+            launcher.communicate()
+    assert launcher.returncode == 0, out
+    assert "worker 0 exited with signal 9; restarting it" in out
+    assert "chief 0 exited with signal 9; restarting it" in out
+    assert "ps 0 exited with signal 9: it held the training state, so every task restarts" \
+        in out
+    assert tf.train.latest_checkpoint(run_dir).endswith("model-%d" % steps)
+    # After the restart the workers went on in lock-step from the checkpoint.
+    last_chief, last_worker = segments(read(chief_log))[-1], segments(read(worker_log))[-1]
+    assert train_steps_in(last_chief) == train_steps_in(last_worker) == \
+        list(range(resumed + 1, steps + 1))
+    assert own_processes(run_dir) == []
+
+
+def train_steps_in(text):
+    return [int(s) for s in re.findall(r"\[train step +(\d+)\]", text)]
+
+
+LIMIT = tf.RunOptions(timeout_in_ms=60000)  # a step that hangs fails the test instead
+
+
+def test_a_token_left_by_a_killed_worker_is_dropped(caplog):
+    """A worker killed after sending its gradients, while waiting for its
+    token, leaves that token in the queue once the others' step completes.
+    Whoever takes it next would start the following step alone, a step
+    ahead; catch_up drops it and waits for the real one. Three in-process
+    servers: a parameter server and two workers, each worker its own graph."""
+    import logging
+    import threading
+    from scripts_launch import free_ports
+    hosts = ["127.0.0.1:%d" % p for p in free_ports(3)]
+    spec = {"ps": hosts[:1], "worker": hosts[1:]}
+    servers = [tf.train.Server(tf.train.ClusterSpec(spec), job_name=job, task_index=i)
+               for job, i in (("ps", 0), ("worker", 0), ("worker", 1))]
+    infos = [cluster.ClusterInfo(spec, "worker", i, i, 2, i == 0) for i in (0, 1)]
+    tasks = []
+    for info, server in zip(infos, servers[1:]):
+        graph = tf.Graph()
+        with graph.as_default(), tf.device(cluster.device_setter(info)):
+            step = tf.train.get_or_create_global_step()
+            weight = tf.get_variable("w", initializer=3.0)
+            sync = cluster.SyncWrapper(2)
+            train = sync(tf.train.GradientDescentOptimizer(0.1)).minimize(
+                tf.square(weight), global_step=step)
+            sync.build_catch_up()
+            push = [op for op in graph.get_operations() if op.type in (
+                "AccumulatorApplyGradient", "ResourceAccumulatorApplyGradient")]
+            assert push
+            tasks.append(dict(sess=tf.Session(server.target, graph=graph), sync=sync, step=step,
+                              train=train, push=push, init=tf.global_variables_initializer(),
+                              local=tf.local_variables_initializer()))
+    chief, other = tasks
+    coordinator = tf.train.Coordinator()
+    try:
+        chief["sess"].run(chief["init"])
+        for task, info in zip(tasks, infos):
+            task["sess"].run(task["local"])
+            cluster.start_sync(task["sess"], task["sync"], info, coordinator)
+
+        def steps_together(step):
+            done = []
+
+            def run(task):  # the training loop's step
+                task["sess"].run(task["train"], options=LIMIT)
+                task["sync"].catch_up(task["sess"], 0, step)
+                # the step it goes on at: the token it took
+                done.append(task["sess"].run(task["sync"].optimizers[0]._local_step))
+            threads = [threading.Thread(target=run, args=(t,)) for t in tasks]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(60)
+            return done
+
+        assert steps_together(0) == [1, 1]
+        # Step 1: the other worker sends its gradients and dies before taking its token.
+        other["sess"].run(other["push"])
+        chief["sess"].run(chief["train"], options=LIMIT)
+        assert chief["sess"].run(chief["step"]) == 2  # its step completed with both gradients
+        # The worker restarts (its local step from the global step) and both go on.
+        other["sess"].run(other["sync"].optimizers[0].local_step_init_op)
+        with caplog.at_level(logging.INFO):
+            returned = steps_together(2)
+        # Both go on at step 3, after step 2's update: the stray token of step 2
+        # was dropped (taken, it would have sent one of them on at once, alone).
+        assert returned == [3, 3]
+        assert "Dropped a token of step 2 left by a worker that stopped" in caplog.text
+        assert chief["sess"].run(chief["step"]) == 3
+        assert steps_together(3) == [4, 4]
+    finally:
+        coordinator.request_stop()
+        for task in tasks:
+            task["sess"].close()
