@@ -559,7 +559,7 @@ def train(config, explicit, environ=None):
         else:
             log.info("Card %d of %d; rank 0 writes %s", placement.rank.rank,
                      placement.rank.size, run_dir)
-        return _run(config, g, run_dir, placement, start_step, resume_from, init_from)
+        return _run_on(config, g, run_dir, placement, start_step, resume_from, init_from)
 
     if not os.path.isdir(run_dir):
         os.makedirs(run_dir)
@@ -590,11 +590,31 @@ def train(config, explicit, environ=None):
                  "resuming from %s" % resume_from if resume_from else "new run")
         log_settings(recipe, sources, config)
         log.info("Config: %s", json.dumps(dict(config._asdict(), **extra), sort_keys=True))
-        return _run(config, g, run_dir, placement, start_step, resume_from, init_from)
+        return _run_on(config, g, run_dir, placement, start_step, resume_from, init_from)
     finally:
         logging.getLogger().removeHandler(log_file)
         log_file.close()
         lock.close()
+
+
+EXIT_CLUSTER_LOST = 138  # 128 and over: retryable under a TFJob's restartPolicy ExitCode
+
+
+def _run_on(config, g, run_dir, placement, *args):
+    """_run; on a cluster, a task that loses contact with a parameter server
+    (which takes the training state with it) exits with EXIT_CLUSTER_LOST
+    and a one-line reason, so that the launcher or the job restarts it."""
+    import tensorflow.compat.v1 as tf
+    try:
+        return _run(config, g, run_dir, placement, *args)
+    except (tf.errors.UnavailableError, tf.errors.AbortedError) as e:
+        if placement.workers is None:
+            raise
+        log.error("Lost contact with the cluster (%s): a parameter server is gone, and the "
+                  "training state with it. Exiting with status %d; restarted, every task "
+                  "resumes from the chief's last checkpoint in %s",
+                  type(e).__name__, EXIT_CLUSTER_LOST, run_dir)
+        return EXIT_CLUSTER_LOST
 
 
 def _initialize(sess, g, run_dir, placement, wait_log_secs, start_step, resume_from, init_from):

@@ -93,3 +93,15 @@ def test_paper_mlp_step_flops_match_a_hand_count():
     model, executed = bench.training_flops(args, 4)
     assert model == executed == (2 * d_step + 2 * g_step) / 2.0
     assert list(bench.inference_flops(args, 4)) == [2 * d, 2 * d]
+
+
+def test_resume_benchmark_times_a_real_resume(data):
+    """scripts/benchmark_resume.py --trainer: the run it resumes really is
+    at the step (the trainer trains step + 1 after restoring it)."""
+    done = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "scripts", "benchmark_resume.py"), "--dataset",
+         data["easy"], "--trainer", "--steps", "7"], stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, universal_newlines=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = re.findall(r"^(\d+) +([\d.]+)$", done.stdout, re.M)
+    assert [r[0] for r in rows] == ["7"] and float(rows[0][1]) > 0

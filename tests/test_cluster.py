@@ -327,3 +327,69 @@ def test_a_token_left_by_a_killed_worker_is_dropped(caplog):
         coordinator.request_stop()
         for task in tasks:
             task["sess"].close()
+
+
+def test_a_task_that_loses_its_parameter_server_exits_to_be_restarted(data, tmp_path):
+    """What a TFJob sees: the chief of a cluster whose parameter server dies
+    exits with status 138 (retryable under restartPolicy ExitCode) and says
+    why, instead of a traceback and status 1 (a permanent failure there)."""
+    from scripts_launch import cluster_spec
+    import trainer
+    spec = cluster_spec(1)
+    processes = {}
+    for job in ("ps", "chief"):
+        env = dict(os.environ, TF_CONFIG=json.dumps({"cluster": spec,
+                                                     "task": {"type": job, "index": 0}}))
+        processes[job] = subprocess.Popen(
+            [sys.executable, os.path.join(ROOT, "trainer.py"), "--dataset", data["easy"],
+             "--train_dir", str(tmp_path / "run"), "--max_training_steps", "100000",
+             "--log_step", "1"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            universal_newlines=True)
+    try:
+        log_path = str(tmp_path / "run" / "train.log")
+        deadline = time.time() + 180
+        while not (os.path.isfile(log_path) and train_steps(log_path)):
+            assert time.time() < deadline and processes["chief"].poll() is None
+            time.sleep(0.2)
+        processes["ps"].kill()
+        _, err = processes["chief"].communicate(timeout=180)
+    finally:
+        for p in processes.values():
+            if p.poll() is None:
+                p.kill()
+    assert processes["chief"].returncode == trainer.EXIT_CLUSTER_LOST == 138
+    assert "Lost contact with the cluster (UnavailableError): a parameter server is gone" in err
+    assert "Traceback" not in err
+
+
+def test_the_tfjob_manifest_restarts_what_a_restart_cures():
+    """deploy/tfjob.yaml, whose start the README shows: a TFJob whose
+    replicas restart on the exit statuses a restart cures (128-255: killed,
+    or trainer.py's lost-parameter-server 138) and not on a mistake (2),
+    with trainer commands trainer.py accepts, sharing one mounted run folder."""
+    import yaml
+    import trainer
+    with open(os.path.join(ROOT, "deploy", "tfjob.yaml")) as f:
+        manifest_text = f.read()
+    with open(os.path.join(ROOT, "README.md")) as f:
+        blocks = re.findall(r"```yaml\n(.*?)```", f.read(), re.S)
+    assert len(blocks) == 1 and blocks[0] in manifest_text  # the README's is an excerpt
+    manifest = yaml.safe_load(manifest_text)
+    assert (manifest["apiVersion"], manifest["kind"]) == ("kubeflow.org/v1", "TFJob")
+    replicas = manifest["spec"]["tfReplicaSpecs"]
+    assert set(replicas) == {"PS", "Chief", "Worker"}
+    run_dirs = set()
+    for name, spec in replicas.items():
+        assert spec["restartPolicy"] == "ExitCode"  # 1-127 permanent, 128-255 restarted
+        container = spec["template"]["spec"]["containers"][0]
+        command = container["command"]
+        assert command[:2] == ["python", "trainer.py"]
+        config, _, unknown = trainer.parse_train_config(command[2:])
+        assert not unknown
+        if name != "PS":
+            mounts = [m["mountPath"] for m in container["volumeMounts"]]
+            assert any(config.train_dir.startswith(m + "/") for m in mounts)
+            assert any(config.data_dir == m for m in mounts)
+            run_dirs.add(config.train_dir)
+    assert len(run_dirs) == 1
+    assert 0 < 2 < 128 <= trainer.EXIT_CLUSTER_LOST <= 255
