@@ -436,7 +436,7 @@ def build_losses(model, global_step, unlabeled_weight=1.0):
 
 TrainOps = collections.namedtuple(
     "TrainOps", "d_train g_train d_vars g_vars ema sync_averages learning_rate d_grad_norm "
-                "g_grad_norm")
+                "g_grad_norm d_train_without_ema")
 TrainOps.__doc__ = """d_train / g_train: one optimisation step of D / G, each
 incrementing the global step and running its batch-norm updates (and the
 historical-average and moving-average updates when on). ema: the
@@ -444,7 +444,10 @@ tf.train.ExponentialMovingAverage of D's trainable variables, or None.
 sync_averages: sets the moving averages to the current weights (run after
 any initialisation that changes the weights). learning_rate: D's current rate.
 d_grad_norm / g_grad_norm: the global norm of each network's gradients
-before clipping (fetching one computes that network's gradients)."""
+before clipping (fetching one computes that network's gradients).
+d_train_without_ema: d_train without the moving-average update, for the
+workers of a cluster other than the chief (the average lives on the
+parameter servers and must move once per step, not once per worker)."""
 
 
 def ema_getter(ema):
@@ -570,6 +573,7 @@ def build_train_ops(losses, global_step, config, wrap_optimizer=None):
                         wrap_optimizer, config.historical_weight, config.loss_scaling,
                         config.optimizer)
     ema, sync = None, tf.no_op(name="sync_averages")
+    d_train_without_ema = d_train
     if config.ema_decay > 0:
         # num_updates warms the average up: decay min(ema_decay, (1 + t) / (10 + t)),
         # so early checkpoints are not dominated by the initial weights.
@@ -579,4 +583,4 @@ def build_train_ops(losses, global_step, config, wrap_optimizer=None):
             d_train = ema.apply(d_vars)
         sync = tf.group(*[tf.assign(ema.average(v), v) for v in d_vars], name="sync_averages")
     return TrainOps(d_train, g_train, d_vars, g_vars, ema, sync, rates[0], d_grad_norm,
-                    g_grad_norm)
+                    g_grad_norm, d_train_without_ema)

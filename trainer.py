@@ -627,10 +627,11 @@ def _initialize(sess, g, run_dir, placement, wait_log_secs, start_step, resume_f
     workers, progress = placement.workers, g.progress
     if placement.is_chief and workers is not None:
         if not len(sess.run(tf.report_uninitialized_variables(tf.global_variables()))):
+            step = sess.run(g.global_step)
             log.info("Rejoined the running cluster at step %d: the parameter servers kept the "
-                     "training state (the newest checkpoint is %s)", sess.run(g.global_step),
+                     "training state (the newest checkpoint is %s)", step,
                      resume_from or "none")
-            resume_from = init_from = None
+            g.saver.recover_last_checkpoints(checkpoints.saved_up_to(run_dir, step))
             start_step = None
     if placement.is_chief and start_step is not None:
         if resume_from:  # restoring sets every variable: no window of fresh weights
@@ -718,6 +719,9 @@ def _run(config, g, run_dir, placement, start_step, resume_from, init_from):
         if config.method == "improved_gan" and config.unlabeled_weight > 0:
             detector = CollapseDetector()
             scalars = scalars + [losses.loss_unl, losses.feature_matching]
+        d_train = g.train_ops.d_train
+        if workers is not None and not chief:  # the chief alone moves the average
+            d_train = g.train_ops.d_train_without_ema
         last_saved = step
         interval_time, interval_steps = 0.0, 0
         status = 0
@@ -734,7 +738,7 @@ def _run(config, g, run_dir, placement, start_step, resume_from, init_from):
                 # The trained network's loss every step (to stop on NaN); all four
                 # logged values only on the steps that print them.
                 logged = step % config.log_step == 0
-                fetches = {"train": g.train_ops.g_train if train_g else g.train_ops.d_train,
+                fetches = {"train": g.train_ops.g_train if train_g else d_train,
                            "loss": losses.g_loss if train_g else losses.d_loss}
                 if logged:
                     fetches["scalars"] = scalars

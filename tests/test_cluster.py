@@ -107,7 +107,7 @@ def test_two_workers_train_in_lock_step_and_resume(data, tmp_path):
     logs = str(tmp_path / "logs")
     common = ["--dataset", data["easy"], "--train_dir", run_dir, "--log_step", "1"]
     assert launch(2, logs, common + ["--max_training_steps", "4", "--output_save_step", "1",
-                                     "--max_to_keep", "10"]) == 0
+                                     "--max_to_keep", "10", "--ema_decay", "0.9"]) == 0
     chief_log, worker_log = (os.path.join(logs, n) for n in ("chief0.log", "worker0.log"))
     # Both took part, step for step; the worker read its own shard.
     assert train_steps(chief_log) == train_steps(worker_log) == [1, 2, 3, 4]
@@ -121,6 +121,21 @@ def test_two_workers_train_in_lock_step_and_resume(data, tmp_path):
         not changed(values[0], values[1], "Discriminator/")
     assert changed(values[1], values[2], "Discriminator/") and \
         not changed(values[1], values[2], "Generator/")
+    # D's moving average moved once in D's step 2, not once per worker. On a
+    # cluster it averages the weights that step started from (the variables'
+    # snapshot crosses the network before the update) with the decay of the
+    # global step before it: min(0.9, (1 + 2) / (10 + 2)).
+    import model as ssgan
+    before, after = (tf.train.load_checkpoint(os.path.join(run_dir, "model-%d" % s))
+                     for s in (2, 3))
+    decay = min(0.9, 3.0 / 12.0)
+    suffix = "/" + ssgan.EMA_NAME
+    averages = [n for n in after.get_variable_to_shape_map() if n.endswith(suffix)]
+    assert len(averages) > 5
+    for name in averages:
+        expected = decay * before.get_tensor(name) + \
+            (1 - decay) * before.get_tensor(name[:-len(suffix)])
+        np.testing.assert_allclose(after.get_tensor(name), expected, rtol=1e-6, atol=1e-7)
     # The global batch: instances/sec counts both workers' examples.
     with open(os.path.join(run_dir, "config.json")) as f:
         assert json.load(f)["batch_size"] == 32
