@@ -625,18 +625,16 @@ def _initialize(sess, g, run_dir, placement, wait_log_secs, start_step, resume_f
     import tensorflow.compat.v1 as tf
     import cluster
     workers, progress = placement.workers, g.progress
-    if placement.is_chief and workers is not None:
-        if not len(sess.run(tf.report_uninitialized_variables(tf.global_variables()))):
-            step = sess.run(g.global_step)
-            log.info("Rejoined the running cluster at step %d: the parameter servers kept the "
-                     "training state (the newest checkpoint is %s)", step,
-                     resume_from or "none")
-            g.saver.recover_last_checkpoints(checkpoints.saved_up_to(run_dir, step))
-            start_step = None
-    if placement.is_chief and start_step is not None:
+    rejoined = placement.is_chief and workers is not None and not len(
+        sess.run(tf.report_uninitialized_variables(tf.global_variables())))
+    if rejoined:
+        start_step = sess.run(g.global_step)
+        log.info("Rejoined the running cluster at step %d: the parameter servers kept the "
+                 "training state (the newest checkpoint is %s)", start_step,
+                 resume_from or "none")
+    elif placement.is_chief:
         if resume_from:  # restoring sets every variable: no window of fresh weights
             g.saver.restore(sess, resume_from)
-            g.saver.recover_last_checkpoints(checkpoints.saved_up_to(run_dir, start_step))
             log.info("Resumed from %s at step %d", resume_from, start_step)
         else:
             sess.run(tf.global_variables_initializer())
@@ -648,13 +646,15 @@ def _initialize(sess, g, run_dir, placement, wait_log_secs, start_step, resume_f
                 log.info("Data-dependent initialisation of %d weight-normalised layer "
                          "parameters done", len(g.init_ops))
             sess.run(g.train_ops.sync_averages)
-    elif workers is not None and not placement.is_chief:
+    elif workers is not None:
         cluster.wait_until_initialized(sess, tf.global_variables() + progress.variables,
                                        cluster.task_names(workers)[0], wait_log_secs)
-    elif workers is None:
+    else:
         sess.run(tf.global_variables_initializer())
         if resume_from:
             g.saver.restore(sess, resume_from)
+    if placement.is_chief and (rejoined or resume_from):  # --max_to_keep counts them
+        g.saver.recover_last_checkpoints(checkpoints.saved_up_to(run_dir, start_step))
     if placement.is_chief and progress is not None and not sess.run(progress.initialized):
         sess.run(progress.initializer)
 

@@ -127,23 +127,23 @@ class Cluster(object):
                 p.wait()
 
 
-def supervise(tasks_, args):
+def supervise(running, args):
     """Waits for the workers, restarting what dies (see the module doc).
     Returns False if the cluster had to be stopped."""
     deadline = time.time() + args.timeout
     restarts = 0
-    while any(p.poll() is None for p in tasks_.workers().values()):
+    while any(p.poll() is None for p in running.workers().values()):
         if time.time() > deadline:
             print("timeout: stopping the workers")
-            for p in tasks_.workers().values():
+            for p in running.workers().values():
                 if p.poll() is None:
                     p.send_signal(signal.SIGTERM)
             return False
-        lost = [k for k, p in tasks_.processes.items() if k[0] == "ps" and p.poll() is not None]
-        failed = [k for k, p in sorted(tasks_.workers().items()) if p.poll() not in (None, 0)]
+        lost = [k for k, p in running.processes.items() if k[0] == "ps" and p.poll() is not None]
+        failed = [k for k, p in sorted(running.workers().items()) if p.poll() not in (None, 0)]
         if lost or failed:
             key = (lost or failed)[0]
-            code = tasks_.processes[key].returncode
+            code = running.processes[key].returncode
             if restarts >= args.max_restarts or not (lost or killed(code)):
                 print("%s %d exited with %s; stopping the cluster" % (key + (how(code),)))
                 return False
@@ -152,17 +152,17 @@ def supervise(tasks_, args):
                 print("%s %d exited with %s: it held the training state, so every task "
                       "restarts and the chief resumes from its last checkpoint (restart %d of "
                       "%d)" % (key + (how(code), restarts, args.max_restarts)))
-                unfinished = [k for k, p in tasks_.workers().items() if p.returncode != 0]
-                tasks_.stop(unfinished, kill=True)
+                unfinished = [k for k, p in running.workers().items() if p.returncode != 0]
+                running.stop(unfinished, kill=True)
                 for k in sorted(lost):
-                    tasks_.start(k)
-                for k in tasks(tasks_.cluster):
+                    running.start(k)
+                for k in tasks(running.cluster):
                     if k in unfinished:
-                        tasks_.start(k)
+                        running.start(k)
             else:
                 print("%s %d exited with %s; restarting it: it rejoins the running cluster "
                       "(restart %d of %d)" % (key + (how(code), restarts, args.max_restarts)))
-                tasks_.start(key)
+                running.start(key)
             continue
         time.sleep(0.5)
     return True
@@ -173,25 +173,25 @@ def main(argv=None):
     cluster = cluster_spec(args.num_workers)
     if not os.path.isdir(args.log_dir):
         os.makedirs(args.log_dir)
-    tasks_ = Cluster(cluster, args.log_dir, trainer_args)
+    running = Cluster(cluster, args.log_dir, trainer_args)
     for key in tasks(cluster):
-        tasks_.start(key)
+        running.start(key)
     ok = True
     try:
-        ok = supervise(tasks_, args)
+        ok = supervise(running, args)
     except KeyboardInterrupt:  # Ctrl-C: the chief saves, then everything stops
-        for p in tasks_.workers().values():
+        for p in running.workers().values():
             if p.poll() is None:
                 p.send_signal(signal.SIGINT)
-        for p in tasks_.workers().values():
+        for p in running.workers().values():
             try:
                 p.wait(60)
             except subprocess.TimeoutExpired:
                 pass
     finally:
-        tasks_.stop(list(tasks_.processes))
+        running.stop(list(running.processes))
     status = 0
-    workers = tasks_.workers()
+    workers = running.workers()
     for key in sorted(workers):
         code = workers[key].returncode
         print("%s %d exited with %s" % (key[0], key[1], code))

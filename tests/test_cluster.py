@@ -73,8 +73,7 @@ def launch(num_workers, log_dir, args):
 
 
 def train_steps(log_path):
-    with open(log_path) as f:
-        return [int(m.group(1)) for m in re.finditer(r"\[train step +(\d+)\]", f.read())]
+    return train_steps_in(read(log_path))
 
 
 def trainable_values(checkpoint):
