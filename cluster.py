@@ -104,7 +104,13 @@ class SyncWrapper(object):
 
     def build_catch_up(self):
         """After the train ops: one op per optimizer that takes the next token
-        of its queue as the worker's local step (what its train op ends with)."""
+        of its queue as the worker's local step (what its train op ends with).
+
+        Each optimizer's readiness check is marked used: the session set-up
+        here does not run it, and TensorFlow would log it as an error ("Object
+        was never used") when it is collected."""
+        for opt in self.optimizers:
+            getattr(opt.ready_for_local_init_op, "mark_used", lambda: None)()
         self._next_token = [tf.assign(opt._local_step, opt._sync_token_queue.dequeue())
                             for opt in self.optimizers]
 
@@ -144,22 +150,56 @@ def wait_until_initialized(sess, variables, chief, wait_log_secs):
         time.sleep(0.5)
 
 
-def start_sync(sess, sync, info, coordinator):
-    """The SyncReplicasOptimizers' per-session set-up: every worker sets its
-    local step; the chief starts the threads that apply the aggregated
-    gradients.
+class SyncThreads(object):
+    """The SyncReplicasOptimizers' per-session set-up and tear-down, as a
+    context around the training loop.
 
-    No tokens are seeded: a worker's step ends only when every worker's
-    gradient of that step has been applied, so the workers move in lock-step
-    and agree on whether a step trains D or G. (Seeded tokens would let the
-    first worker run ahead alone, take the others' tokens, and leave D and G
-    steps out of phase across workers, which deadlocks both optimizers.)"""
-    sess.run([opt.local_step_init_op for opt in sync.optimizers])
-    if info.is_chief:
-        for opt in sync.optimizers:
-            sess.run(opt.chief_init_op)
-            opt.get_chief_queue_runner().create_threads(sess, coord=coordinator, daemon=True,
-                                                        start=True)
+    `start` sets every worker's local step, and on the chief starts the
+    threads that apply the aggregated gradients. No tokens are seeded: a
+    worker's step ends only when every worker's gradient of that step has been
+    applied, so the workers move in lock-step and agree on whether a step
+    trains D or G. (Seeded tokens would let the first worker run ahead alone,
+    take the others' tokens, and leave D and G steps out of phase across
+    workers, which deadlocks both optimizers.)
+
+    On exit the session closes, which cancels the gradient take those threads
+    block in, and they are joined. A daemon thread still inside TensorFlow
+    when Python exits aborts the process (status -6, "terminate called after
+    throwing an instance of ''") after a run that finished well."""
+
+    GRACE_SECONDS = 30
+
+    def __init__(self, sess):
+        self._sess = sess
+        self._coordinator = tf.train.Coordinator()
+        self._threads = []
+
+    def start(self, sync, info):
+        sess = self._sess
+        sess.run([opt.local_step_init_op for opt in sync.optimizers])
+        if info.is_chief:
+            for opt in sync.optimizers:
+                sess.run(opt.chief_init_op)
+                self._threads += opt.get_chief_queue_runner().create_threads(
+                    sess, coord=self._coordinator, daemon=True, start=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._coordinator.request_stop()
+        if not self._threads:
+            return
+        self._sess.close()
+        try:
+            self._coordinator.join(self._threads, stop_grace_period_secs=self.GRACE_SECONDS,
+                                   ignore_live_threads=True)
+        except Exception as e:  # an error a thread met earlier, re-raised by join
+            log.warning("A thread applying the aggregated gradients stopped with: %s", e)
+        alive = [t.name for t in self._threads if t.is_alive()]
+        if alive:
+            log.warning("%d gradient-applying threads did not stop within %d s: %s",
+                        len(alive), self.GRACE_SECONDS, ", ".join(alive))
 
 
 def task_names(info):

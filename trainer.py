@@ -692,9 +692,8 @@ def _run(config, g, run_dir, placement, start_step, resume_from, init_from):
         target = cluster.start_server(workers).target
         session_conf = cluster.session_filters(workers, session_conf)
         bs = config.batch_size * workers.num_workers  # the log shows global instances/sec
-    coordinator = tf.train.Coordinator()
     session = tf.Session(target, graph=g.graph, config=session_conf)
-    with g.graph.as_default(), session as sess:
+    with g.graph.as_default(), session as sess, cluster.SyncThreads(sess) as sync_threads:
         _initialize(sess, g, run_dir, placement, config.wait_log_secs, start_step, resume_from,
                     init_from)
         sess.run(tf.local_variables_initializer())
@@ -703,7 +702,7 @@ def _run(config, g, run_dir, placement, start_step, resume_from, init_from):
             log.info("Weights broadcast from rank 0 to the %d cards", placement.rank.size)
         sess.run(g.input_init)  # the cluster's streams, at the global step
         if g.sync is not None:
-            cluster.start_sync(sess, g.sync, workers, coordinator)
+            sync_threads.start(g.sync, workers)
         writer = _NullWriter()
         if chief:
             writer = tf.summary.FileWriter(run_dir, graph=None if resume_from else g.graph)
@@ -782,7 +781,6 @@ def _run(config, g, run_dir, placement, start_step, resume_from, init_from):
             writer.close()
             return 1
         writer.close()
-        coordinator.request_stop()
         if stop.signum is not None:
             log.info("Stopped at step %d; resume with: python trainer.py --train_dir %s",
                      step, run_dir)

@@ -1,6 +1,7 @@
 """Multi-worker training on TensorFlow's runtime: TF_CONFIG parsing, and a
 real cluster (one parameter server, two workers as processes on loopback)."""
 
+import contextlib
 import json
 import os
 import re
@@ -300,12 +301,12 @@ def test_a_token_left_by_a_killed_worker_is_dropped(caplog):
                               train=train, push=push, init=tf.global_variables_initializer(),
                               local=tf.local_variables_initializer()))
     chief, other = tasks
-    coordinator = tf.train.Coordinator()
+    stack = contextlib.ExitStack()
     try:
         chief["sess"].run(chief["init"])
         for task, info in zip(tasks, infos):
             task["sess"].run(task["local"])
-            cluster.start_sync(task["sess"], task["sync"], info, coordinator)
+            stack.enter_context(cluster.SyncThreads(task["sess"])).start(task["sync"], info)
 
         def steps_together(step):
             done = []
@@ -338,7 +339,7 @@ def test_a_token_left_by_a_killed_worker_is_dropped(caplog):
         assert chief["sess"].run(chief["step"]) == 3
         assert steps_together(3) == [4, 4]
     finally:
-        coordinator.request_stop()
+        stack.close()
         for task in tasks:
             task["sess"].close()
 
