@@ -6,13 +6,14 @@
     python evaler.py --checkpoint train_dir/<run> --dataset path/to/other_folder
 
 Every example of the split is classified exactly once by the discriminator
-(its K class logits; batch norm in inference mode). Prints the reference's
-`Average accuracy : 0.XXXX` line, the count evaluated, per-class accuracy, the
-confusion matrix and the inference speed, and writes the same to
-eval-<step>-<split>.json in the run folder (eval-<step>-<split>-raw.json for
-the trained weights of a run that keeps a moving average), with
-eval-<step>-samples.png: a grid of generated images, one row per class as
-the classifier sees them.
+(its K class logits; batch norm in inference mode), in batches of a fixed
+size (as Ascend needs): the last one is padded, and its padding rows are not
+counted. Prints the reference's `Average accuracy : 0.XXXX` line, the count
+evaluated, per-class accuracy, the confusion matrix and the inference speed,
+and writes the same to eval-<step>-<split>.json in the run folder
+(eval-<step>-<split>-raw.json for the trained weights of a run that keeps a
+moving average), with eval-<step>-samples.png: a grid of generated images,
+one row per class as the classifier sees them.
 A run that is still training can be evaluated: the newest checkpoint that
 loads is read (newer damaged ones are skipped with a warning).
 """
@@ -45,8 +46,8 @@ def parse_args(argv=None):
     parser.add_argument("--split", default="test", choices=("test", "train"),
                         help="which split to evaluate (default: %(default)s)")
     parser.add_argument("--batch_size", type=int, default=100,
-                        help="examples per session.run; the last batch holds the remainder "
-                             "(default: %(default)s)")
+                        help="examples per session.run; the last batch holds the remainder, "
+                             "padded to the full size (default: %(default)s)")
     checkpoints.add_weights_flag(parser)
     parser.add_argument("--samples_per_class", type=int, default=10,
                         help="columns of the sample grid (default: %(default)s; 0: no grid)")
@@ -84,7 +85,9 @@ def model_config_of(saved):
 def evaluate(checkpoint, model_config, cache, split, batch_size, session_config=None,
              use_ema=False):
     """Classifies every example of `split` once with D in inference mode
-    (with its moving-average weights if use_ema).
+    (with its moving-average weights if use_ema), batch_size examples per
+    session.run: the last batch is padded to batch_size (a fixed shape) and
+    its padding rows are dropped, so nothing is counted twice or left out.
 
     Returns:
       (EvalResult, ids in the order visited, predictions).
@@ -94,9 +97,18 @@ def evaluate(checkpoint, model_config, cache, split, batch_size, session_config=
     import model as ssgan
     k = model_config.num_classes
     with tf.Graph().as_default():
+        # Every batch has batch_size rows (fixed shapes for Ascend); the last
+        # is padded, and its padding rows are dropped below by their mask.
         batch = tf.data.make_one_shot_iterator(
             input_ops.eval_dataset(cache, batch_size, split=split)).get_next()
-        logits = ssgan.networks(model_config)[0](batch["image"], training=False)
+        discriminator = ssgan.networks(model_config)[0]
+        if getattr(discriminator, "minibatch_kernels", 0):
+            # Minibatch discrimination compares each example with the rest
+            # of its batch, so padding rows would change the last batch's
+            # predictions: classify the valid rows alone (that batch's shape
+            # then differs, as it did before padding).
+            batch = {key: tf.boolean_mask(value, batch["valid"]) for key, value in batch.items()}
+        logits = discriminator(batch["image"], training=False)
         predictions = tf.argmax(logits[:, :k], axis=1, output_type=tf.int32)
         d_vars = ssgan.ema_restore_map(tf.global_variables(scope=ssgan.D_SCOPE + "/"), use_ema)
         checkpoints.check_shapes(checkpoint, d_vars, "the %s split is %s" % (
@@ -109,13 +121,14 @@ def evaluate(checkpoint, model_config, cache, split, batch_size, session_config=
                 start = time.time()
                 try:
                     out = sess.run({"id": batch["id"], "label": batch["label"],
-                                    "prediction": predictions})
+                                    "valid": batch["valid"], "prediction": predictions})
                 except tf.errors.OutOfRangeError:
                     break
                 seconds += time.time() - start
-                ids.extend(out["id"])
-                labels.append(out["label"])
-                predicted.append(out["prediction"])
+                valid = out["valid"]
+                ids.extend(out["id"][valid])
+                labels.append(out["label"][valid])
+                predicted.append(out["prediction"][valid])
     labels, predicted = np.concatenate(labels), np.concatenate(predicted)
     return summarize(labels, predicted, k, seconds), ids, predicted
 

@@ -16,9 +16,15 @@ Pipelines yield dicts:
   label  int32 [B]
   id     string [B]
   index  int64 [B]
-Training batches have a fixed batch size (drop_remainder, needed on Ascend);
-evaluation visits every example of a split exactly once, the last batch
-possibly smaller.
+Every batch has a fixed, static batch size B, as Ascend NPUs need (a new
+shape would mean a graph recompilation or an error). Training drops the
+remainder (drop_remainder). Evaluation visits every example of a split
+exactly once: its last batch is padded to B rows and its dicts carry one
+entry more,
+  valid  bool [B], False for the padding rows
+which hold black images (pixels 0: -1.0), label 0, id "" (never a real id:
+the ids files' empty lines are skipped) and index -1; drop them (e.g.
+`x[valid]`) before counting anything.
 """
 
 import collections
@@ -339,12 +345,36 @@ def train_dataset(cache, batch_size, split="train", seed=None,
     return dataset.prefetch(tf.data.experimental.AUTOTUNE)
 
 
+def _padding_record(image_shape):
+    """The serialized record evaluation pads its last batch with: a black
+    image (pixels 0, so -1.0 once scaled), label 0, id "" and index -1."""
+    return _example_proto(np.zeros(image_shape, np.uint8), 0, "", -1)
+
+
 def eval_dataset(cache, batch_size, split="test", num_shards=1, shard_index=0):
     """Every example of `split` (of this shard) exactly once, in batches of
-    `batch_size`; the last batch holds the remainder."""
+    exactly `batch_size` rows, a static shape as Ascend needs: the last batch
+    holds the remainder followed by padding rows, which the batches' "valid"
+    mask marks False (see the module doc). Consumers count only the valid
+    rows, and, if their model mixes the rows of a batch (minibatch
+    discrimination), keep the padding rows out of it.
+
+    batch_size - 1 padding records follow the shard's records, and batching
+    drops the remainder (as training does, so the shapes are static): the
+    last partial batch is filled up and the rest of the padding dropped,
+    whatever the shard's size. Full batches cost nothing extra.
+    """
     _check_shard(num_shards, shard_index)
+    if batch_size < 1:  # repeat(-1) would pad forever
+        raise ValueError("batch_size must be positive, got %d" % batch_size)
     dataset = _records(cache.splits[split].files, num_shards, shard_index)
-    dataset = dataset.batch(batch_size, drop_remainder=False)
-    dataset = dataset.map(lambda records: _parse_batch(records, cache.image_shape),
-                          num_parallel_calls=tf.data.experimental.AUTOTUNE)
+    padding = tf.data.Dataset.from_tensors(
+        tf.constant(_padding_record(cache.image_shape))).repeat(batch_size - 1)
+    dataset = dataset.concatenate(padding).batch(batch_size, drop_remainder=True)
+
+    def parse(records):
+        batch = _parse_batch(records, cache.image_shape)
+        batch["valid"] = batch["index"] >= 0  # positions in the split; -1 is padding
+        return batch
+    dataset = dataset.map(parse, num_parallel_calls=tf.data.experimental.AUTOTUNE)
     return dataset.prefetch(tf.data.experimental.AUTOTUNE)

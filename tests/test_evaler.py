@@ -11,6 +11,7 @@ import pytest
 import tensorflow.compat.v1 as tf
 
 import evaler
+import input_ops
 import model as ssgan
 from datasets import store
 
@@ -56,6 +57,73 @@ def test_accuracy_counts_every_example_once(trained, data, capsys):
     assert "%d errors" % report["errors"] in err
     assert re.search(r"Inference: \d+\.\d instances/sec", err)
     assert report["step"] == 300 and report["checkpoint"].endswith("model-300")
+
+
+def evaluate_easy(run_dir, data, batch_size):
+    """evaler.evaluate of the trained run's model-300 on the easy test split
+    (200 examples): (EvalResult, ids, predictions)."""
+    with open(os.path.join(run_dir, "config.json")) as f:
+        saved = json.load(f)
+    cache = input_ops.prepare_tfrecords(store.open_dataset(data["easy"]), progress=False)
+    return evaler.evaluate(os.path.join(run_dir, "model-300"), evaler.model_config_of(saved),
+                           cache, "test", batch_size)
+
+
+def test_a_padded_last_batch_changes_nothing(trained, data, monkeypatch):
+    # Ascend needs one batch shape: the last batch (200 = 3*64 + 8) is padded
+    # to 64 rows, and the padding is neither counted nor returned.
+    run_dir, _ = trained
+    shapes = []
+    networks = ssgan.networks
+
+    def recording_networks(config):
+        discriminator, generator = networks(config)
+
+        def recording_discriminator(images, training):
+            shapes.append(images.shape.as_list())
+            return discriminator(images, training=training)
+        return recording_discriminator, generator
+    monkeypatch.setattr(ssgan, "networks", recording_networks)
+    padded, padded_ids, padded_predictions = evaluate_easy(run_dir, data, 64)
+    whole, whole_ids, whole_predictions = evaluate_easy(run_dir, data, 50)  # 200 = 4*50
+    assert shapes == [[64, 16, 16, 1], [50, 16, 16, 1]]  # static batch dimensions
+    assert len(padded_ids) == 200 and padded_ids == whole_ids
+    np.testing.assert_array_equal(padded_predictions, whole_predictions)
+    assert padded._replace(instances_per_sec=0) == whole._replace(instances_per_sec=0)
+    # ... and as worked out apart from the pipeline, all 200 in one batch.
+    labels, predictions = numpy_predictions(run_dir, os.path.join(run_dir, "model-300"),
+                                            data["easy"])
+    split_ids = store.open_dataset(data["easy"]).splits["test"]
+    assert sorted(i.decode() for i in padded_ids) == sorted(split_ids)
+    position = {i: n for n, i in enumerate(split_ids)}
+    order = [position[i.decode()] for i in padded_ids]
+    np.testing.assert_array_equal(padded_predictions, predictions[order])
+    assert padded.num_examples == 200
+    assert padded.num_correct == int((labels == predictions).sum())
+
+
+def test_padding_stays_out_of_minibatch_discrimination(trained, data, monkeypatch):
+    # With minibatch discrimination each example's logits depend on the
+    # other rows of its batch, so the last batch's padding must not be
+    # among them. A stand-in for such a D predicts (rows in its batch) mod 10.
+    networks = ssgan.networks
+
+    def batch_mixing_networks(config):
+        discriminator, generator = networks(config)
+
+        class BatchMixing(object):
+            minibatch_kernels = 1
+
+            def __call__(self, images, training):
+                logits = discriminator(images, training=training)
+                rows = tf.shape(images)[0]
+                return logits * 0 + 1000 * tf.one_hot(
+                    tf.fill([rows], rows % 10), int(logits.shape[1]))
+        return BatchMixing(), generator
+    monkeypatch.setattr(ssgan, "networks", batch_mixing_networks)
+    result, ids, predictions = evaluate_easy(trained[0], data, 64)
+    assert result.num_examples == len(ids) == len(set(ids)) == 200
+    assert predictions.tolist() == [64 % 10] * 192 + [8] * 8
 
 
 def test_summarize_by_hand():

@@ -49,7 +49,9 @@ def run_batches(build, num_batches=None):
 
 
 def concat(batches, key):
-    return np.concatenate([b[key] for b in batches])
+    """One key of the batches, concatenated; for evaluation batches (which
+    carry a "valid" mask) only the real rows, not the last batch's padding."""
+    return np.concatenate([b[key][b["valid"]] if "valid" in b else b[key] for b in batches])
 
 
 def test_tfrecords_round_trip_equals_the_hdf5_data(toy):
@@ -108,9 +110,68 @@ def test_same_seed_same_stream_other_seed_other_stream(toy):
 def test_evaluation_visits_every_example_exactly_once(toy):
     info, cache, _ = toy
     batches = run_batches(lambda: input_ops.eval_dataset(cache, 10))
-    assert [len(b["id"]) for b in batches] == [10, 10, 10, 7]
+    assert [len(b["id"]) for b in batches] == [10, 10, 10, 10]
+    assert [int(b["valid"].sum()) for b in batches] == [10, 10, 10, 7]
     ids = [i.decode() for i in concat(batches, "id")]
     assert sorted(ids) == sorted(info.splits["test"]) and len(set(ids)) == NUM_TEST
+
+
+@pytest.mark.parametrize("split,batch_size,num_shards,shard_index", [
+    ("test", 10, 1, 0),   # 37 = 3 * 10 + 7
+    ("train", 16, 1, 0),  # 103 = 6 * 16 + 7
+    ("test", 8, 1, 0),    # 37 = 4 * 8 + 5
+    ("test", 5, 3, 2),    # 4 files, 3 shards: every 3rd record, 12 = 2 * 5 + 2
+    ("train", 6, 2, 1),   # whole files: 2 of the 4
+    ("test", 37, 1, 0),   # no remainder: no padding, no batch of padding alone
+    ("test", 4, 3, 2),    # 12 = 3 * 4
+])
+def test_evaluation_batches_are_padded_to_a_fixed_static_shape(
+        toy, split, batch_size, num_shards, shard_index):
+    # Ascend needs every batch, the last one too, to have the same static
+    # shape: the remainder is padded, and a mask says which rows are real.
+    info, cache, arrays = toy
+    build = lambda: input_ops.eval_dataset(cache, batch_size, split=split,  # noqa: E731
+                                           num_shards=num_shards, shard_index=shard_index)
+    with tf.Graph().as_default():
+        dataset = build()
+        shapes = tf.data.get_output_shapes(dataset)
+        types = tf.data.get_output_types(dataset)
+    assert set(shapes) == {"image", "label", "id", "index", "valid"}
+    assert shapes["image"].as_list() == [batch_size] + list(SHAPE)
+    for key in ("label", "id", "index", "valid"):
+        assert shapes[key].as_list() == [batch_size], key
+    assert types["valid"] == tf.bool
+    batches = run_batches(build)
+    for b in batches:
+        assert b["image"].shape == (batch_size,) + SHAPE
+        for key in ("label", "id", "index", "valid"):
+            assert b[key].shape == (batch_size,), key
+    valid = [int(b["valid"].sum()) for b in batches]
+    total = sum(valid)
+    if num_shards == 1:
+        assert total == len(arrays[split][0])
+    remainder = total % batch_size or batch_size
+    assert len(batches) == -(-total // batch_size)
+    assert valid == [batch_size] * (len(batches) - 1) + [remainder]
+    last = batches[-1]
+    assert last["valid"].tolist() == [True] * remainder + [False] * (batch_size - remainder)
+    # Padding rows: black images, label 0, an id no example has, index -1.
+    pad = ~last["valid"]
+    assert (last["image"][pad] == -1.0).all() and (last["label"][pad] == 0).all()
+    assert (last["id"][pad] == b"").all() and (last["index"][pad] == -1).all()
+    # The valid rows are this shard's examples, each exactly once, with their data.
+    ids = [i.decode() for i in concat(batches, "id")]
+    assert len(ids) == len(set(ids)) == total
+    assert "" not in info.splits[split] and set(ids) <= set(info.splits[split])
+    index = concat(batches, "index")
+    assert [info.splits[split][i] for i in index] == ids
+    np.testing.assert_array_equal(concat(batches, "label"), arrays[split][1][index])
+    if num_shards > 1:  # the other shards hold the rest
+        others = [i.decode() for s in range(num_shards) if s != shard_index
+                  for i in concat(run_batches(lambda: input_ops.eval_dataset(
+                      cache, batch_size, split=split, num_shards=num_shards,
+                      shard_index=s)), "id")]
+        assert sorted(ids + others) == sorted(info.splits[split])
 
 
 @pytest.mark.parametrize("num_shards", [2, 3])  # 4 files: whole files, then records
@@ -121,8 +182,8 @@ def test_shards_are_disjoint_and_cover_the_split(toy, num_shards):
         batches = run_batches(lambda: input_ops.eval_dataset(
             cache, 5, split="test", num_shards=num_shards, shard_index=shard))
         test_shares.append(concat(batches, "id").tolist())
-        size = len(run_batches(lambda: input_ops.eval_dataset(
-            cache, 1000, split="train", num_shards=num_shards, shard_index=shard))[0]["id"])
+        size = len(concat(run_batches(lambda: input_ops.eval_dataset(
+            cache, 1000, split="train", num_shards=num_shards, shard_index=shard)), "id"))
         batches = run_batches(lambda: input_ops.train_dataset(
             cache, 4, seed=3, num_shards=num_shards, shard_index=shard), -(-size // 4))
         train_shares.append(set(concat(batches, "id").tolist()))
@@ -133,6 +194,8 @@ def test_shards_are_disjoint_and_cover_the_split(toy, num_shards):
         assert sorted(i.decode() for i in flat) == sorted(info.splits[split])
     with pytest.raises(ValueError):
         input_ops.eval_dataset(cache, 5, num_shards=2, shard_index=2)
+    with pytest.raises(ValueError, match="batch_size must be positive"):
+        input_ops.eval_dataset(cache, 0)
 
 
 def test_labeled_subset_is_balanced_and_seeded(toy):
