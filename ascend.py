@@ -14,9 +14,6 @@ import tensorflow.compat.v1 as tf
 
 from config import ConfigError
 
-PRECISION_MODES = ("allow_fp32_to_fp16", "allow_mix_precision", "force_fp16", "force_fp32",
-                   "must_keep_origin_dtype")
-
 RankInfo = collections.namedtuple("RankInfo", "size rank device_id")
 RankInfo.__doc__ = """This process's place among the cards: RANK_SIZE, RANK_ID and the
 device id (ASCEND_DEVICE_ID, else DEVICE_ID, else 0)."""
@@ -27,12 +24,17 @@ def device_nodes():
     return sorted(glob.glob("/dev/davinci[0-9]*"))
 
 
-def adapter_importable():
+def adapter_import_error():
+    """Why CANN's TF adapter does not import here (None: it imports)."""
     try:
         importlib.import_module("npu_bridge")
-        return True
-    except ImportError:
-        return False
+        return None
+    except ImportError as e:
+        return "%s: %s" % (type(e).__name__, e)
+
+
+def adapter_importable():
+    return adapter_import_error() is None
 
 
 def npu_available(environ, nodes, importable=None):
@@ -81,28 +83,123 @@ def npu_session_config(precision_mode=None):
     npu.name = "NpuOptimizer"
     npu.parameter_map["use_off_line"].b = True
     if precision_mode:
-        if precision_mode not in PRECISION_MODES:
+        import precision
+        if precision_mode not in precision.NPU_MODE_MEANING:
             raise ConfigError("--precision_mode must be one of %s, got %r"
-                              % (", ".join(PRECISION_MODES), precision_mode))
+                              % (", ".join(precision.NPU_MODE_MEANING), precision_mode))
         npu.parameter_map["precision_mode"].s = tf.compat.as_bytes(precision_mode)
     rewrite.remapping = RewriterConfig.OFF
     rewrite.memory_optimization = RewriterConfig.OFF
     return config
 
 
-def distributed_optimizer_wrapper():
-    """Wraps an optimizer so its gradients are all-reduced over the cards."""
-    from npu_bridge.npu_init import NPUDistributedOptimizer
-    return NPUDistributedOptimizer
+def check_adapter_environment(rank, environ):
+    """The adapter reads RANK_SIZE from the process's own environment
+    (NPUDistributedOptimizer all-reduces only when os.environ says more than
+    one card), whatever the trainer was told; a disagreement would train
+    each card alone while the trainer shards the data as if they were one."""
+    seen = environ.get("RANK_SIZE") or "1"
+    if seen != str(rank.size):
+        raise ConfigError("RANK_SIZE is %s in this process's environment, which CANN's adapter "
+                          "reads, but the trainer was given %d cards; export RANK_SIZE=%d"
+                          % (seen, rank.size, rank.size))
+
+
+def optimizer_wrapper(rank_size, loss_scaling, loss_scale_initial, loss_scale_period):
+    """The function that wraps each optimizer for the NPU, or None: the
+    adapter's NPUDistributedOptimizer (all-reduce over the cards) when
+    rank_size > 1, inside its NPULossScaleOptimizer when loss_scaling.
+
+    The 910 computes float16 in saturation mode (an overflow is +-65504, not
+    Inf), so an overflow only shows in the adapter's float status, which
+    NPULossScaleOptimizer reads (summed over the cards when distributed). Its
+    ExponentialUpdateLossScaleManager is set to behave as our
+    precision.DynamicLossScale: halve on each overflow, double after
+    `loss_scale_period` finite steps in a row."""
+    if rank_size <= 1 and not loss_scaling:
+        return None
+    from npu_bridge.npu_init import (ExponentialUpdateLossScaleManager, NPUDistributedOptimizer,
+                                     NPULossScaleOptimizer)
+
+    def wrap(optimizer):
+        if rank_size > 1:
+            optimizer = NPUDistributedOptimizer(optimizer)
+        if loss_scaling:
+            manager = ExponentialUpdateLossScaleManager(
+                init_loss_scale=loss_scale_initial, incr_every_n_steps=loss_scale_period,
+                decr_every_n_nan_or_inf=1, incr_ratio=2, decr_ratio=0.5)
+            optimizer = StepEveryTime(NPULossScaleOptimizer(optimizer, manager,
+                                                            is_distributed=rank_size > 1))
+        return optimizer
+    return wrap
+
+
+class StepEveryTime(tf.train.Optimizer):
+    """Applies through `optimizer` and then moves the global step itself:
+    NPULossScaleOptimizer moves it only with an applied step, and the
+    training loop counts a skipped (overflowing) step too, so the global step,
+    the checkpoint names and the D/G alternation stay in agreement."""
+
+    def __init__(self, optimizer):
+        super(StepEveryTime, self).__init__(use_locking=False, name=optimizer.get_name())
+        self._optimizer = optimizer
+
+    def compute_gradients(self, *args, **kwargs):
+        return self._optimizer.compute_gradients(*args, **kwargs)
+
+    def apply_gradients(self, grads_and_vars, global_step=None, name=None):
+        applied = self._optimizer.apply_gradients(grads_and_vars, name=name)
+        if global_step is None:
+            return applied
+        with tf.control_dependencies([applied]):
+            return tf.assign_add(global_step, 1).op
+
+    def get_slot(self, *args, **kwargs):
+        return self._optimizer.get_slot(*args, **kwargs)
+
+    def get_slot_names(self, *args, **kwargs):
+        return self._optimizer.get_slot_names(*args, **kwargs)
+
+    def variables(self):
+        return self._optimizer.variables()
 
 
 def broadcast_variables_op(variables):
     """One op that sets every float variable to rank 0's value (run once after
-    initialisation or restore, so all cards start equal)."""
+    initialisation or restore, so all cards start equal): one HcomBroadcast
+    of the list, which returns a list."""
     from npu_bridge.npu_init import hccl_ops
-    assigns = []
-    for variable in variables:
-        if variable.dtype.base_dtype.is_floating:
-            value = hccl_ops.broadcast(tensor=[variable], root_rank=0)[0]
-            assigns.append(tf.assign(variable, value))
-    return tf.group(*assigns, name="broadcast_from_rank0")
+    floats = [v for v in variables if v.dtype.base_dtype.is_floating]
+    values = hccl_ops.broadcast(tensor=floats, root_rank=0)
+    return tf.group(*[tf.assign(v, value) for v, value in zip(floats, values)],
+                    name="broadcast_from_rank0")
+
+
+Agreement = collections.namedtuple("Agreement", "init start stop_d stop_g raise_stop")
+Agreement.__doc__ = """Ops that keep the cards of a multi-card run in step.
+start: [rank 0's global step, the number of cards whose global step differs].
+stop_d / stop_g: after a D / G step, [cards whose loss is not finite, cards
+asked to stop]; fetched with every step, so that all cards stop after the
+same step. raise_stop: marks this card as asked to stop (a signal); init
+clears that mark (run once per session)."""
+
+
+def agreement_ops(global_step, d_loss, g_loss, d_train, g_train):
+    """Agreement ops (see Agreement) over HCCL. Each vote runs after its
+    step, so the collectives of one step run one after another, in the same
+    order on every card."""
+    from npu_bridge.npu_init import hccl_ops
+    with tf.name_scope("agreement"):
+        asked = tf.Variable(0.0, trainable=False, collections=[], name="asked_to_stop")
+        step = tf.cast(global_step, tf.float32)  # exact to 2**24 steps
+        root = hccl_ops.broadcast(tensor=[step], root_rank=0)[0]
+        differ = hccl_ops.allreduce(tf.cast(tf.not_equal(step, root), tf.float32), "sum")
+        start = tf.stack([root, differ])
+
+        def votes(loss, train):
+            with tf.control_dependencies([train]):
+                mine = tf.stack([1.0 - tf.cast(tf.is_finite(loss), tf.float32),
+                                 tf.identity(asked)])
+            return hccl_ops.allreduce(mine, "sum")
+        return Agreement(asked.initializer, start, votes(d_loss, d_train),
+                         votes(g_loss, g_train), tf.assign(asked, 1.0))

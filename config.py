@@ -199,13 +199,18 @@ FLAGS = [
         default="fp32", choices=PRECISIONS,
         help="what the networks compute in; variables, optimizer state and losses stay "
              "float32. bf16: CPUs with AVX-512 BF16 / AMX and recent GPUs (no loss scaling "
-             "needed). fp16: GPUs, with dynamic loss scaling; on the NPU it sets the adapter's "
-             "precision_mode allow_mix_precision. A resumed run keeps its precision")),
+             "needed). fp16: GPUs, with dynamic loss scaling. On an Ascend 910 the graph stays "
+             "float32 and this picks the adapter's precision_mode: fp32 -> force_fp32 "
+             "(convolutions and matmuls still take float16 inputs there, with float32 "
+             "outputs), fp16 -> allow_mix_precision; both with the adapter's loss scaling. "
+             "A resumed run keeps its precision")),
     ("run", "--precision_mode", dict(
         default=None,
-        help="on the NPU, the Ascend adapter's precision_mode (allow_fp32_to_fp16, "
-             "allow_mix_precision, force_fp16, force_fp32, must_keep_origin_dtype); unset "
-             "leaves the adapter's default")),
+        help="on the NPU, the Ascend adapter's precision_mode instead of the one --precision "
+             "picks: force_fp32, allow_mix_precision, allow_fp32_to_fp16 (the adapter's "
+             "default, the model card's runs), force_fp16, must_keep_origin_dtype (fails on "
+             "the 910: no float32 convolution); the README's Ascend section says what each "
+             "computes in float16")),
     ("run", "--debug", dict(action="store_true", help="log debugging detail")),
     ("platform", "--data_url", dict(
         default=None,

@@ -8,17 +8,37 @@ and hands the layer a cast copy, so gradients arrive at the float32
 variables through the casts. float16's narrow range needs loss scaling
 (DynamicLossScale); bfloat16 has float32's range and does not.
 
-On the NPU the graph stays float32 and the Ascend adapter converts it:
-fp16 maps to its precision_mode allow_mix_precision (with loss scaling);
-the Ascend 910's adapter has no bfloat16 mode.
+On the NPU the graph stays float32 and the Ascend adapter chooses each op's
+dtype from its precision_mode, which --precision sets (NPU_PRECISION_MODES;
+--precision_mode names another). The Ascend 910's matrix unit (the
+convolutions and matmuls) has no float32 path: every mode but
+must_keep_origin_dtype feeds it float16, so every such mode gets loss
+scaling, through the adapter's own float-status check (ascend.py). The
+910's adapter has no bfloat16 mode.
 """
+
+import collections
 
 import tensorflow.compat.v1 as tf
 
 from config import PRECISIONS, ConfigError
 
 DTYPES = {"fp32": tf.float32, "bf16": tf.bfloat16, "fp16": tf.float16}
-NPU_PRECISION_MODES = {"fp16": "allow_mix_precision"}
+NPU_PRECISION_MODES = {"fp32": "force_fp32", "fp16": "allow_mix_precision"}
+# What each of the adapter's precision modes does on the Ascend 910 (CANN's
+# precision_mode documentation); --help and the README say the same.
+NPU_MODE_MEANING = collections.OrderedDict([
+    ("force_fp32", "convolutions and matmuls take float16 inputs and give float32 outputs "
+                   "(the matrix unit has no float32 path); every other op float32"),
+    ("allow_mix_precision", "the adapter's mixed precision: ops on its float16 list "
+                            "(convolutions, matmuls, most elementwise ops) in float16, the rest "
+                            "float32"),
+    ("allow_fp32_to_fp16", "the adapter's default: convolutions and matmuls in float16; other "
+                           "ops float32 where they have a float32 kernel"),
+    ("force_fp16", "every op that has a float16 kernel in float16"),
+    ("must_keep_origin_dtype", "float32 throughout; the 910 has no float32 convolution, so "
+                               "this graph fails to compile there"),
+])
 LOSS_SCALE_INITIAL = 2.0 ** 15
 LOSS_SCALE_PERIOD = 2000  # finite steps before the scale doubles
 
@@ -41,19 +61,29 @@ def needs_loss_scale(precision):
 
 
 def npu_precision_mode(precision, precision_mode=None):
-    """The Ascend adapter's precision_mode for --precision (with an explicit
-    --precision_mode, which must agree). None: the adapter's default."""
+    """The Ascend adapter's precision_mode for --precision: fp32 (the
+    default) -> force_fp32 unless --precision_mode names another mode; fp16
+    -> allow_mix_precision (an explicit --precision_mode must agree)."""
     check_precision(precision)
     if precision == "bf16":
         raise ConfigError("--precision bf16: the Ascend 910's adapter has no bfloat16 mode "
                           "(its precision modes compute in float16); use --precision fp16, "
                           "which maps to precision_mode allow_mix_precision")
-    mapped = NPU_PRECISION_MODES.get(precision)
-    if mapped and precision_mode and precision_mode != mapped:
+    if precision_mode and precision_mode not in NPU_MODE_MEANING:
+        raise ConfigError("--precision_mode must be one of %s, got %r"
+                          % (", ".join(NPU_MODE_MEANING), precision_mode))
+    mapped = NPU_PRECISION_MODES[precision]
+    if precision == "fp16" and precision_mode and precision_mode != mapped:
         raise ConfigError("--precision %s means precision_mode %s on the NPU, but "
                           "--precision_mode %s was given; drop one of them"
                           % (precision, mapped, precision_mode))
-    return mapped or precision_mode or None
+    return precision_mode or mapped
+
+
+def npu_loss_scaling(precision_mode):
+    """Whether a run in this adapter precision_mode needs loss scaling: every
+    mode that feeds the 910's matrix unit float16 does."""
+    return precision_mode != "must_keep_origin_dtype"
 
 
 def cpu_has_native_bf16(cpuinfo="/proc/cpuinfo"):

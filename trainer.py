@@ -182,7 +182,7 @@ def check_config(config, cache):
 
 Graph = collections.namedtuple(
     "Graph", "graph global_step losses eval_losses train_ops summary sample_images sample_png "
-             "model_variables saver broadcast sync init_ops input_init progress")
+             "model_variables saver broadcast sync init_ops input_init progress agreement")
 
 INIT_BATCH = 500  # the paper's data-dependent initialisation batch (trainx[:500])
 
@@ -288,18 +288,25 @@ def build_graph(config, info, cache, start_step, rank=None, workers=None, labele
             losses = build_losses(config, model, global_step, info.image_shape)
         distributed = rank is not None and rank.size > 1
         wrap = sync = None
-        if distributed:
+        loss_scaling = precision.needs_loss_scale(config.precision)
+        if device == "npu":  # the adapter's all-reduce and loss scaling
             import ascend
-            wrap = ascend.distributed_optimizer_wrapper()
-        progress = None
+            wrap = ascend.optimizer_wrapper(
+                rank.size if rank else 1, precision.npu_loss_scaling(config.precision_mode),
+                precision.LOSS_SCALE_INITIAL, precision.LOSS_SCALE_PERIOD)
+            loss_scaling = False
+        progress = agreement = None
         if workers is not None:
             wrap = sync = cluster.SyncWrapper(workers.num_workers)
         with tf.name_scope("train"):
             train_ops = ssgan.build_train_ops(losses, global_step, ssgan.OptimConfig(
                 config.learning_rate_d, config.learning_rate_g, optimizers.ADAM_BETA1,
                 config.clip_norm, config.lr_decay_start, config.max_training_steps,
-                config.historical_averaging, config.ema_decay,
-                precision.needs_loss_scale(config.precision), config.optimizer), wrap)
+                config.historical_averaging, config.ema_decay, loss_scaling, config.optimizer),
+                wrap)
+        if distributed:
+            agreement = ascend.agreement_ops(global_step, losses.d_loss, losses.g_loss,
+                                             train_ops.d_train, train_ops.g_train)
         if workers is not None:
             with tf.name_scope("cluster"):
                 sync.build_catch_up()
@@ -318,14 +325,17 @@ def build_graph(config, info, cache, start_step, rank=None, workers=None, labele
                            and not v.op.name.endswith("/" + ssgan.EMA_NAME)]
         broadcast = ascend.broadcast_variables_op(tf.global_variables()) if distributed else None
         # At the root name scope: summary tags are the scope plus the name.
-        summary = summaries.training_summaries(losses, model, train_ops.learning_rate,
-                                               summaries.health_scalars(model, train_ops))
+        health = summaries.health_scalars(model, train_ops)
+        if distributed:  # rank 0 alone writes summaries: the other network's gradient norm
+            # would all-reduce its gradients on rank 0 alone, and the cards would hang
+            health = dict((tag, v) for tag, v in health.items() if "grad_norm" not in tag)
+        summary = summaries.training_summaries(losses, model, train_ops.learning_rate, health)
         sample_png = summaries.encode_grid_png(sample_images)
         # Relative paths in the `checkpoint` file keep a run folder movable.
         saver = tf.train.Saver(max_to_keep=config.max_to_keep, save_relative_paths=True)
     return Graph(graph, global_step, losses, eval_losses, train_ops, summary, sample_images,
                  sample_png, model_variables, saver, broadcast, sync, init_ops, input_init,
-                 progress)
+                 progress, agreement)
 
 
 LABELED_IDS_FILE = "labeled_ids.txt"
@@ -465,6 +475,18 @@ def check_precision_kernels(config, device, info):
     precision.check_kernels(dtype, device, probe)
 
 
+def device_text(config, placement):
+    """What the 'Device:' log line says (the ModelZoo scripts read its first word)."""
+    import precision
+    if placement.device != "npu":
+        return "%s (%s)" % (placement.device, config.precision)
+    mode = config.precision_mode
+    return "npu (card %d of %d; precision_mode %s: %s; %s)" % (
+        placement.rank.rank, placement.rank.size, mode, precision.NPU_MODE_MEANING[mode],
+        "loss scaling by the adapter's float status" if precision.npu_loss_scaling(mode)
+        else "no loss scaling")
+
+
 def place(config, environ, workers=None):
     """Resolves the device, the card's rank, and the ModelArts data and run
     locations. Returns (config with data_dir set, Placement, run folder root)."""
@@ -475,6 +497,7 @@ def place(config, environ, workers=None):
     config = check_precision(config, device)
     if device == "npu":
         rank = ascend.rank_info(environ)
+        ascend.check_adapter_environment(rank, os.environ)
     else:
         rank = ascend.RankInfo(1, 0, 0)
         if environ.get("RANK_SIZE", "1") not in ("", "1"):
@@ -514,6 +537,7 @@ def train(config, explicit, environ=None):
         cluster.serve(workers)  # until the process is stopped
         return 0
     config, placement, root = place(config, environ, workers)
+    log.info("Device: %s", device_text(config, placement))
     job_id = environ.get("JOB_ID") if placement.rank.size > 1 else None
     config, resume_from, kept = resolve_run(config, explicit)
     info = store.open_dataset(config.dataset, config.data_dir)
@@ -557,8 +581,9 @@ def train(config, explicit, environ=None):
             log.info("Worker %d of %d (reads data shard %d); the chief writes %s",
                      workers.worker_index, workers.num_workers, workers.worker_index, run_dir)
         else:
-            log.info("Card %d of %d; rank 0 writes %s", placement.rank.rank,
-                     placement.rank.size, run_dir)
+            log.info("Card %d of %d (%s); rank 0 writes %s", placement.rank.rank,
+                     placement.rank.size, "resuming from %s" % resume_from if resume_from
+                     else "a new run", run_dir)
         return _run_on(config, g, run_dir, placement, start_step, resume_from, init_from)
 
     if not os.path.isdir(run_dir):
@@ -659,6 +684,35 @@ def _initialize(sess, g, run_dir, placement, wait_log_secs, start_step, resume_f
         sess.run(progress.initializer)
 
 
+HCCL_EXEC_TIMEOUT = 1836  # seconds: HCCL's default wait in a collective on the 910
+
+
+def _warn_if_near_hccl_timeout(seconds, step, environ=os.environ):
+    """The other cards wait in their next collective while rank 0 saves and
+    uploads; HCCL fails them after HCCL_EXEC_TIMEOUT seconds."""
+    timeout = float(environ.get("HCCL_EXEC_TIMEOUT") or HCCL_EXEC_TIMEOUT)
+    if seconds > timeout / 2:
+        log.warning("Saving step %d took %.0f s while the other cards waited; HCCL stops them "
+                    "after HCCL_EXEC_TIMEOUT=%.0f s. Raise it (export HCCL_EXEC_TIMEOUT=%d on "
+                    "every card) or save less often (--output_save_step)",
+                    step, seconds, timeout, int(4 * seconds))
+
+
+def _check_start_agreement(sess, agreement, rank, start_step, run_dir):
+    """Every card must start at rank 0's step: D and G steps alternate by
+    the step, so cards that disagree run different collectives and block
+    each other until HCCL's timeout. All cards learn of a disagreement and
+    stop, each with this error."""
+    sess.run(agreement.init)
+    root, differ = sess.run(agreement.start)
+    if differ:
+        raise ConfigError("the cards start at different steps (rank 0 at step %d, card %d at "
+                          "step %d from %s; %d of %d cards differ): every card must resume from "
+                          "one run folder. Give all cards the same --train_dir "
+                          "(scripts/train_full_8p.sh does), or clear every card's output for a "
+                          "new run" % (root, rank.rank, start_step, run_dir, differ, rank.size))
+
+
 def _run(config, g, run_dir, placement, start_step, resume_from, init_from):
     import tensorflow.compat.v1 as tf
     import cluster
@@ -670,6 +724,7 @@ def _run(config, g, run_dir, placement, start_step, resume_from, init_from):
     def save(step):
         """Saves; False (after saying why, with the partial files removed)
         if the files could not be written: a full disk, a file-size limit."""
+        started = time.time()
         try:
             _save(sess, g, run_dir, step, config)
         except (tf.errors.OpError, OSError) as e:
@@ -683,6 +738,8 @@ def _run(config, g, run_dir, placement, start_step, resume_from, init_from):
             return False
         writer.flush()
         modelarts.upload(run_dir, placement.upload_to)
+        if placement.rank.size > 1:
+            _warn_if_near_hccl_timeout(time.time() - started, step)
         return True
 
     workers = placement.workers
@@ -700,6 +757,9 @@ def _run(config, g, run_dir, placement, start_step, resume_from, init_from):
         if g.broadcast is not None:
             sess.run(g.broadcast)
             log.info("Weights broadcast from rank 0 to the %d cards", placement.rank.size)
+        agreement = g.agreement
+        if agreement is not None:
+            _check_start_agreement(sess, agreement, placement.rank, start_step, run_dir)
         sess.run(g.input_init)  # the cluster's streams, at the global step
         if g.sync is not None:
             sync_threads.start(g.sync, workers)
@@ -724,9 +784,14 @@ def _run(config, g, run_dir, placement, start_step, resume_from, init_from):
         last_saved = step
         interval_time, interval_steps = 0.0, 0
         status = 0
+        # Several cards stop together, after the step in which any of them was
+        # asked to (or lost its loss): one alone would leave the others blocked
+        # in a collective until HCCL's timeout.
+        stopping = raised = False
         watch = cluster.Watch(sess, g.progress, config.wait_log_secs)
         with _StopFlag() as stop, progress_bar(config.max_training_steps, step) as bar, watch:
-            while step < config.max_training_steps and stop.signum is None:
+            while step < config.max_training_steps and not stopping and (
+                    agreement is not None or stop.signum is None):
                 if step % config.test_sample_step == 0:
                     start = time.time()
                     values = sess.run(eval_scalars)
@@ -745,6 +810,11 @@ def _run(config, g, run_dir, placement, start_step, resume_from, init_from):
                     fetches["summary"] = g.summary
                 if g.progress is not None:
                     fetches["mark"] = g.progress.mark  # tells the others this step began
+                if agreement is not None:
+                    if stop.signum is not None and not raised:
+                        sess.run(agreement.raise_stop)
+                        raised = True
+                    fetches["votes"] = agreement.stop_g if train_g else agreement.stop_d
                 start = time.time()
                 watch.step(step)
                 out = sess.run(fetches)
@@ -753,13 +823,19 @@ def _run(config, g, run_dir, placement, start_step, resume_from, init_from):
                     g.sync.catch_up(sess, 1 if train_g else 0, step)
                 interval_time += time.time() - start
                 interval_steps += 1
-                if not math.isfinite(out["loss"]):
-                    log.error("the %s loss became %s at step %d; stopping without saving. The "
-                              "last good checkpoint is %s. Try lower learning rates "
+                where, lost = "", not math.isfinite(out["loss"])
+                if "votes" in out:
+                    lost = out["votes"][0] > 0
+                    where = " on %d of the %d cards" % (out["votes"][0], placement.rank.size)
+                if lost:
+                    log.error("the %s loss became %s at step %d%s; stopping without saving. "
+                              "The last good checkpoint is %s. Try lower learning rates "
                               "(--learning_rate_d / --learning_rate_g)",
-                              "G" if train_g else "D", out["loss"], step,
+                              "G" if train_g else "D", "NaN or Inf" if where else out["loss"],
+                              step, where,
                               tf.train.latest_checkpoint(run_dir) or "none (no checkpoint yet)")
                     return 1
+                stopping = "votes" in out and out["votes"][1] > 0
                 if "summary" in out:
                     writer.add_summary(out["summary"], step)
                 step += 1
@@ -781,10 +857,10 @@ def _run(config, g, run_dir, placement, start_step, resume_from, init_from):
             writer.close()
             return 1
         writer.close()
-        if stop.signum is not None:
-            log.info("Stopped at step %d; resume with: python trainer.py --train_dir %s",
-                     step, run_dir)
-            status = EXIT_INTERRUPTED[stop.signum]
+        if stop.signum is not None or stopping:
+            log.info("Stopped at step %d%s; resume with: python trainer.py --train_dir %s",
+                     step, " with the other cards" if agreement is not None else "", run_dir)
+            status = EXIT_INTERRUPTED[stop.signum or signal.SIGTERM]
         else:
             log.info("Training finished at step %d; checkpoints in %s", step, run_dir)
     return status

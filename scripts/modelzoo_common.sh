@@ -44,13 +44,16 @@ parse_modelzoo_args() {
     case "$rank_table" in ""|/*) ;; *) rank_table="$PWD/$rank_table" ;; esac
 }
 
-# run_trainer DEVICE_ID LOG_FILE: trains into $output_path/output/DEVICE_ID/ckpt.
+# run_trainer DEVICE_ID LOG_FILE [TRAIN_DIR]: trains into TRAIN_DIR (default
+# $output_path/output/DEVICE_ID/ckpt). The cards of one multi-card run share
+# one TRAIN_DIR: rank 0 writes it, and on a rerun every card resumes from it
+# at the same step.
 run_trainer() {
-    local device_id="$1" log_file="$2"
+    local device_id="$1" log_file="$2" train_dir="${3:-$output_path/output/$1/ckpt}"
     mkdir -p "$(dirname "$log_file")"
     (cd "$repo_dir" && python3 trainer.py --dataset "$dataset" --data_dir "$data_path" \
         --max_training_steps "$train_steps" --batch_size "$batch_size" \
-        --train_dir "$output_path/output/$device_id/ckpt" --device auto) > "$log_file" 2>&1
+        --train_dir "$train_dir" --device auto) > "$log_file" 2>&1
 }
 
 # mean_of_last_train_field LOG FIELD: the mean over the last 10 [train step] lines.
@@ -75,6 +78,16 @@ report() {
     train_accuracy=$(mean_of_last_train_field "$log_file" acc)
     actual_loss=$(grep "\[train step" "$log_file" | tail -n 1 | awk -F "D loss: " '{print $2}' | awk '{print $1}')
     fps=$(awk -v a="$fps_per_card" -v n="$rank_size" 'BEGIN { printf "%.3f", a * n }')
+    # The trainer's "Device: npu (...)" line. On a machine with Ascend devices,
+    # figures measured anywhere else are not NPU figures: refuse to report them.
+    local device
+    device=$(grep -m 1 "\] Device: " "$log_file" | sed 's/.*\] Device: \([a-z]*\).*/\1/')
+    if compgen -G "/dev/davinci[0-9]*" > /dev/null && [[ "$device" != "npu" ]]; then
+        echo "[Error] this machine has Ascend devices but training ran on '${device:-unknown}'" \
+             "(see $log_file): CANN's TF adapter is not set up; no figures reported"
+        exit 1
+    fi
+    echo "Training device : ${device:-unknown}"
     echo "Final Performance images/sec : $fps"
     echo "Final Performance sec/step : $sec_per_step"
     echo "E2E Training Duration sec : $e2e_time"

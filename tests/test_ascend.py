@@ -8,7 +8,9 @@ import os
 import re
 import shutil
 import subprocess
+import signal
 import sys
+import time
 
 import pytest
 import tensorflow.compat.v1 as tf
@@ -52,11 +54,21 @@ def test_auto_picks_the_npu_only_when_adapter_and_device_are_there():
     assert pick("auto", environ={"ASCEND_DEVICE_ID": "3"}, nodes=[], npu_importable=True) == "npu"
     assert pick("auto", environ={"DEVICE_ID": "3"}, nodes=[], npu_importable=True) == "npu"
     assert pick("auto", environ={}, nodes=[], npu_importable=True, gpus=[]) == "cpu"
-    assert pick("auto", environ={"ASCEND_DEVICE_ID": "0"}, nodes=["/dev/davinci0"],
-                npu_importable=False, gpus=[]) == "cpu"
+    # Ascend devices without a working adapter: an error, not CPU numbers as NPU ones.
+    with pytest.raises(ConfigError, match=r"has Ascend devices \(/dev/davinci0\) but CANN's "
+                                          r"TF adapter does not import .*--device cpu"):
+        pick("auto", environ={}, nodes=["/dev/davinci0"], npu_importable=False, gpus=[])
+    assert pick("cpu", environ={}, nodes=["/dev/davinci0"], npu_importable=False) == "cpu"
     assert pick("auto", environ={}, nodes=[], npu_importable=False, gpus=["gpu0"]) == "gpu"
     with pytest.raises(ConfigError, match="no Ascend NPU is usable here"):
         pick("npu", environ={}, nodes=[], npu_importable=False)
+
+
+def test_a_device_id_without_the_adapter_warns_and_trains_on_the_cpu(caplog):
+    assert device.resolve_device("auto", environ={"ASCEND_DEVICE_ID": "0"}, nodes=[],
+                                 npu_importable=None, gpus=[]) == "cpu"
+    assert "ASCEND_DEVICE_ID is set but CANN's TF adapter does not import (ModuleNotFoundError" \
+        in caplog.text
 
 
 def test_rank_environment():
@@ -72,6 +84,12 @@ def test_rank_environment():
             ascend.rank_info(environ)
     with pytest.raises(ConfigError, match="RANK_ID must lie"):
         ascend.rank_info(dict(MULTI, RANK_ID="2"))
+    # The adapter all-reduces only if the process's own environment says so.
+    with pytest.raises(ConfigError, match="RANK_SIZE is 1 in this process's environment, "
+                                          "which CANN's adapter reads, but the trainer was "
+                                          "given 2 cards"):
+        ascend.check_adapter_environment(ascend.RankInfo(2, 0, 0), {})
+    ascend.check_adapter_environment(ascend.RankInfo(2, 0, 0), {"RANK_SIZE": "2"})
 
 
 def train(args, environ):
@@ -79,36 +97,134 @@ def train(args, environ):
     return trainer.train(config, explicit, environ=environ)
 
 
-def test_two_cards_wrap_both_optimizers_and_broadcast_once(standins, data, tmp_path):
+def card_environment(tmp_path, rank, job):
+    """What scripts/train_full_8p.sh gives card `rank` of two; the stand-in
+    HCCL's ranks meet beside the rank table."""
+    return {"RANK_SIZE": "2", "RANK_ID": str(rank), "ASCEND_DEVICE_ID": str(rank),
+            "RANK_TABLE_FILE": str(tmp_path / "rank_table.json"), "JOB_ID": job,
+            "HCCL_EXEC_TIMEOUT": "90"}
+
+
+def start_card(tmp_path, rank, job, args, log_path):
+    """Card `rank` as its own trainer process (stand-in adapter)."""
+    env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "tests", "standins"),
+               **card_environment(tmp_path, rank, job))
+    with open(log_path, "w") as log:
+        return subprocess.Popen([sys.executable, "trainer.py"] + args, cwd=ROOT, env=env,
+                                stdout=log, stderr=subprocess.STDOUT)
+
+
+def two_cards(tmp_path, monkeypatch, job, args0, args1):
+    """Card 1 as a process, card 0 here (its stand-in records stay
+    readable); returns (card 0's status, card 1's status, card 1's log)."""
+    log_path = str(tmp_path / ("card1-%s.log" % job))
+    other = start_card(tmp_path, 1, job, args1, log_path)
+    try:
+        for name, value in card_environment(tmp_path, 0, job).items():
+            monkeypatch.setenv(name, value)  # the adapter reads os.environ
+        status = trainer.main(args0)
+        other_status = other.wait(timeout=300)
+    finally:
+        other.kill()
+    with open(log_path) as f:
+        return status, other_status, f.read()
+
+
+def test_two_cards_train_as_one_and_refuse_to_start_apart(standins, data, tmp_path, monkeypatch,
+                                                         capsys):
+    """Two cards over the stand-in HCCL, which really exchanges values
+    between the two processes: both optimizers all-reduced with the
+    adapter's loss scaling, one broadcast of the weights, rank 0 alone
+    writing; a rerun where the cards would start at different steps (each
+    card its own run folder, as the 8p script once had) stops both with one
+    clear error instead of hanging."""
     calls, executed = records()
-    run_dir = str(tmp_path / "run")
-    args = ["--dataset", data["easy"], "--train_dir", run_dir, "--max_training_steps", "4",
-            "--device", "npu", "--output_save_step", "2"]
-    assert train(args, dict(MULTI, RANK_ID="0")) == 0
+    own, other = str(tmp_path / "card0"), str(tmp_path / "card1")
+    args = ["--dataset", data["easy"], "--max_training_steps", "4", "--device", "npu",
+            "--output_save_step", "2", "--train_dir"]
+    status, other_status, _ = two_cards(tmp_path, monkeypatch, "fresh", args + [own],
+                                        args + [other])
+    assert (status, other_status) == (0, 0)
+    assert not os.path.exists(other)  # only rank 0 writes
     wrapped = [c[1] for c in calls if c[0] == "NPUDistributedOptimizer"]
     assert sorted(wrapped) == ["d_optimize_adam", "g_optimize_adam"]
-    assert ("NPUDistributedOptimizer.compute_gradients", "d_optimize_adam") in calls
+    scaled = [c for c in calls if c[0] == "NPULossScaleOptimizer"]
+    assert len(scaled) == 2 and all(c[2] is True for c in scaled)  # is_distributed
     with tf.Graph().as_default():
-        tf.train.import_meta_graph(os.path.join(run_dir, "model-4.meta"))
-        float_vars = [v for v in tf.global_variables() if v.dtype.base_dtype.is_floating]
-    broadcast = [c for c in calls if c[0] == "hccl_ops.broadcast"]
-    assert len(broadcast) == len(float_vars) and all(c[2] == 0 for c in broadcast)
-    assert executed["broadcast"] == len(float_vars)  # the op ran once, after initialisation
-    # Resuming restores, then broadcasts once more.
-    assert train(args[:5] + ["6"] + args[6:], dict(MULTI, RANK_ID="0")) == 0
-    assert executed["broadcast"] == 2 * len(float_vars)
-    assert tf.train.latest_checkpoint(run_dir).endswith("model-6")
+        tf.train.import_meta_graph(os.path.join(own, "model-4.meta"))
+        float_vars = sorted(v.op.name for v in tf.global_variables()
+                            if v.dtype.base_dtype.is_floating)
+    broadcasts = sorted((c for c in calls if c[0] == "hccl_ops.broadcast"),
+                        key=lambda c: len(c[1]))
+    assert [b[1] for b in broadcasts[:-1]] == [["agreement/Cast"]]  # rank 0's step
+    weights = sorted(re.sub("/read$", "", name) for name in broadcasts[-1][1])
+    assert weights == float_vars and broadcasts[-1][2] == 0  # one list
+    assert executed["broadcast"] == 2  # the weights, then rank 0's step for the check
+    # Rerun: card 0 would resume at step 4, card 1 (its own, empty folder) start at 0.
+    args[3] = "6"
+    status, other_status, other_log = two_cards(tmp_path, monkeypatch, "split", args + [own],
+                                                args + [other])
+    assert (status, other_status) == (2, 2)
+    message = "the cards start at different steps (rank 0 at step 4, card %d at step %d"
+    assert message % (0, 4) in capsys.readouterr().err
+    assert message % (1, 0) in other_log
+    # (One run folder resumes both: test_8p_script_run_twice_...)
 
 
-def test_only_rank_0_writes(standins, data, tmp_path):
+def test_a_signal_to_one_card_stops_every_card_after_the_same_step(data, tmp_path):
     run_dir = str(tmp_path / "run")
-    args = ["--dataset", data["easy"], "--train_dir", run_dir, "--max_training_steps", "3",
-            "--device", "npu"]
-    assert train(args, dict(MULTI, RANK_ID="1")) == 0
-    assert not os.path.exists(run_dir)
-    assert train(args, dict(MULTI, RANK_ID="0")) == 0
-    assert [f for f in sorted(os.listdir(run_dir)) if not f.startswith(".")][:2] == \
-        ["checkpoint", "config.json"]
+    args = ["--dataset", data["easy"], "--max_training_steps", "10000", "--device", "npu",
+            "--log_step", "1", "--train_dir", run_dir]
+    logs = [str(tmp_path / ("card%d.log" % r)) for r in (0, 1)]
+    cards = [start_card(tmp_path, r, "signal", args, logs[r]) for r in (0, 1)]
+    try:
+        deadline = time.time() + 240
+        while "[train step    3]" not in open(logs[1]).read():
+            assert time.time() < deadline and cards[1].poll() is None, open(logs[1]).read()
+            time.sleep(0.5)
+        cards[1].send_signal(signal.SIGINT)
+        statuses = [c.wait(timeout=120) for c in cards]
+    finally:
+        for card in cards:
+            card.kill()
+    texts = [open(path).read() for path in logs]
+    # Card 1 was asked; card 0 stopped with it (status of a SIGTERM), after the same step.
+    assert statuses == [143, 130], texts
+    stopped = [re.findall(r"Stopped at step (\d+) with the other cards", t) for t in texts]
+    assert stopped[0] == stopped[1] and len(stopped[0]) == 1, texts
+    assert tf.train.latest_checkpoint(run_dir).endswith("model-%s" % stopped[0][0])
+
+
+def test_the_npus_overflow_shows_in_the_float_status_and_skips_the_step(standins, data,
+                                                                        tmp_path, monkeypatch):
+    """The 910 saturates float16 at +-65504 instead of overflowing to Inf, so
+    an is_finite test passes on gradients that overflowed; the adapter's
+    float status catches them. A loss scale that makes every gradient leave
+    float16's range: every step is skipped (Adam never applied, its
+    beta1_power still 0.5) and the scale halves each time, while the global
+    step counts on; with a scale of 1 the steps apply."""
+    import precision
+    monkeypatch.delenv("RANK_SIZE", raising=False)
+
+    def run(name, initial):
+        monkeypatch.setattr(precision, "LOSS_SCALE_INITIAL", initial)
+        run_dir = str(tmp_path / name)
+        assert train(["--dataset", data["easy"], "--train_dir", run_dir, "--device", "npu",
+                      "--max_training_steps", "4"], {"ASCEND_DEVICE_ID": "0"}) == 0
+        return tf.train.load_checkpoint(os.path.join(run_dir, "model-4"))
+    def beta1_power(reader, net):  # Adam's, created inside the loss scaling's cond
+        names = [n for n in reader.get_variable_to_shape_map()
+                 if n.startswith("train/%s_optimize/" % net) and n.endswith("/beta1_power")]
+        assert len(names) == 1, names
+        return reader.get_tensor(names[0])
+    saturated = run("saturated", 2.0 ** 40)
+    assert saturated.get_tensor("global_step") == 4
+    for net in ("d", "g"):  # two steps each
+        assert saturated.get_tensor("train/%s_optimize/loss_scale" % net) == 2.0 ** 38
+        assert beta1_power(saturated, net) == 0.5
+    applied = run("applied", 1.0)
+    assert applied.get_tensor("train/d_optimize/loss_scale") == 1.0
+    assert beta1_power(applied, "d") == pytest.approx(0.5 ** 3)
 
 
 def test_multi_card_needs_the_npu(data, tmp_path, capsys):
@@ -204,6 +320,7 @@ def test_modelzoo_scripts_report_what_the_log_says(script, kind, data, tmp_path)
     assert float(printed["Final Performance sec/step"]) == pytest.approx(mean(2), abs=1e-3)
     assert float(printed["Final Train Accuracy"]) == pytest.approx(mean(1), abs=1e-3)
     assert int(printed["E2E Training Duration sec"]) >= 1
+    assert "Training device : cpu" in result.stdout  # what the log's "Device:" line says
     case = "Improved-GAN_ID2094_for_TensorFlow_bs16_1p_%s" % kind
     with open(os.path.join(out, "output", "0", case + ".log")) as f:
         keys = dict(line.strip().split(" = ", 1) for line in f)
@@ -215,6 +332,34 @@ def test_modelzoo_scripts_report_what_the_log_says(script, kind, data, tmp_path)
     assert keys["ActualLoss"] == lines[-1][0]
 
 
+def test_8p_script_run_twice_resumes_every_card_at_the_same_step(data, tmp_path):
+    """The 8p script with two cards (stand-in adapter, two processes): a
+    second run resumes both cards from the one run folder rank 0 wrote (each
+    card's own folder, as before, would have set them apart and hung them)."""
+    (tmp_path / "rank_table.json").write_text("{}")
+    env = dict(os.environ, RANK_SIZE="2", HCCL_EXEC_TIMEOUT="90",
+               PYTHONPATH=os.path.join(ROOT, "tests", "standins"))
+    out = tmp_path / "test"
+
+    def run(steps, job):
+        result = subprocess.run(
+            ["bash", os.path.join(ROOT, "scripts", "train_full_8p.sh"),
+             "--data_path=%s" % os.path.dirname(data["easy"]), "--dataset=easy",
+             "--train_steps=%d" % steps, "--batch_size=16", "--output_path=%s" % out,
+             "--rank_table=%s" % (tmp_path / "rank_table.json")],
+            capture_output=True, text=True, timeout=600, env=dict(env, JOB_ID=job))
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "Training device : npu" in result.stdout
+        return [(out / "output" / str(r) / ("train_%d.log" % r)).read_text() for r in (0, 1)]
+    run(2, "first")
+    logs = run(4, "second")
+    ckpt = str(out / "output" / "ckpt")
+    assert "Resumed from %s at step 2" % os.path.join(ckpt, "model-2") in logs[0]
+    assert "resuming from %s" % os.path.join(ckpt, "model-2") in logs[1]
+    assert all("Training finished at step 4" in log for log in logs)
+    assert not (out / "output" / "1" / "ckpt").exists()
+
+
 def test_8p_script_needs_a_rank_table(tmp_path):
     env = dict(os.environ)
     env.pop("RANK_TABLE_FILE", None)
@@ -222,3 +367,14 @@ def test_8p_script_needs_a_rank_table(tmp_path):
                              "--data_path=%s" % tmp_path], capture_output=True, text=True,
                             timeout=60, env=env)
     assert result.returncode == 1 and "needs the HCCL rank table" in result.stdout
+
+
+def test_a_save_that_takes_half_of_hccls_timeout_warns(caplog):
+    trainer._warn_if_near_hccl_timeout(900, 40, {})  # default 1836 s: not yet
+    assert "HCCL" not in caplog.text
+    trainer._warn_if_near_hccl_timeout(1000, 40, {})
+    assert "Saving step 40 took 1000 s while the other cards waited; HCCL stops them after " \
+           "HCCL_EXEC_TIMEOUT=1836 s. Raise it (export HCCL_EXEC_TIMEOUT=4000" in caplog.text
+    caplog.clear()
+    trainer._warn_if_near_hccl_timeout(1000, 40, {"HCCL_EXEC_TIMEOUT": "3600"})
+    assert "HCCL" not in caplog.text

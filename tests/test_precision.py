@@ -174,8 +174,16 @@ def test_trainer_checks_the_precision_on_its_device(data):
     with pytest.raises(ConfigError, match="no bfloat16 mode"):
         trainer.check_precision(bf16, "npu")
     assert trainer.check_precision(config, "npu").precision_mode == "allow_mix_precision"
-    fp32 = config._replace(precision="fp32", precision_mode="force_fp32")
+    # fp32 means the 910's nearest to float32, unless --precision_mode names another mode.
+    fp32 = config._replace(precision="fp32")
     assert trainer.check_precision(fp32, "npu").precision_mode == "force_fp32"
+    model_card = fp32._replace(precision_mode="allow_fp32_to_fp16")
+    assert trainer.check_precision(model_card, "npu").precision_mode == "allow_fp32_to_fp16"
+    with pytest.raises(ConfigError, match="--precision_mode must be one of"):
+        trainer.check_precision(fp32._replace(precision_mode="fp8"), "npu")
+    # Every mode that feeds the 910's matrix unit float16 gets loss scaling.
+    assert [m for m in precision.NPU_MODE_MEANING if not precision.npu_loss_scaling(m)] == \
+        ["must_keep_origin_dtype"]
     with pytest.raises(ConfigError, match="means precision_mode allow_mix_precision on the NPU"):
         trainer.check_precision(config._replace(precision_mode="force_fp32"), "npu")
 
@@ -226,9 +234,10 @@ def test_fp16_on_the_npu_reaches_the_adapter_with_loss_scaling(standins, data, t
     assert made == [("npu", "allow_mix_precision")]
     reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(run_dir))
     names = reader.get_variable_to_dtype_map()
-    # The adapter converts a float32 graph; loss scaling guards its float16.
-    assert "d_optimize_loss_scale/loss_scale" in names
-    assert "g_optimize_loss_scale/loss_scale" in names
+    # The adapter converts a float32 graph; its own loss scaling (float status,
+    # not Inf/NaN: ascend.py) guards the float16, ours is not in the graph.
+    assert "train/d_optimize/loss_scale" in names and "train/g_optimize/loss_scale" in names
+    assert not [n for n in names if n.endswith("_loss_scale/loss_scale")]
     with tf.Graph().as_default() as graph:
         tf.train.import_meta_graph(tf.train.latest_checkpoint(run_dir) + ".meta")
         assert not [op for op in graph.get_operations() if op.type == "Cast" and

@@ -1,8 +1,18 @@
 """A stand-in for CANN's TF adapter, for tests on machines without an NPU.
 
-It offers the documented names and records how they were used: CALLS lists
-graph-building calls, EXECUTED counts broadcast ops run in a session. The
-"collective" ops act as on a single card (broadcast returns its input)."""
+It offers the adapter's names (npu_init re-exports them, as the real one
+does) and behaves like it where our code depends on it:
+  * NPUDistributedOptimizer reads RANK_SIZE from os.environ, not from
+    anything our code passes, and all-reduces (averages) the gradients;
+  * hccl_ops.broadcast and allreduce really exchange values between the
+    ranks of a job, which run as separate processes (see _collective), and
+    block until every rank has called the same collective, as HCCL does;
+  * NPULossScaleOptimizer detects overflow through the float status, not
+    through Inf/NaN: the 910 computes float16 in saturation mode, where an
+    overflow yields +-65504 and sets a status bit (see _float_status);
+  * the session-config rewriter class is TensorFlow's own.
+
+CALLS lists graph-building calls; EXECUTED counts collectives run."""
 
 CALLS = []
-EXECUTED = {"broadcast": 0}
+EXECUTED = {"broadcast": 0, "allreduce": 0}
