@@ -110,9 +110,15 @@ def conv2d_transpose(x, out_channels, k=3, s=2, name="deconv"):
 
 
 def _resize(x, size, method):
+    """Resized x in x's dtype. TensorFlow's bilinear resize returns float32
+    whatever its input; TF 1.15's nearest-neighbour resize has no bfloat16
+    kernel, so a bfloat16 x is resized in float32 (exactly: it copies values)."""
     if method == "bilinear":
-        return tf.image.resize_bilinear(x, size)
+        return tf.cast(tf.image.resize_bilinear(x, size), x.dtype)
     if method == "nn":
+        if x.dtype == tf.bfloat16:
+            return tf.cast(tf.image.resize_nearest_neighbor(tf.cast(x, tf.float32), size),
+                           x.dtype)
         return tf.image.resize_nearest_neighbor(x, size)
     raise ValueError("upsampling method must be 'bilinear' or 'nn', got %r" % method)
 

@@ -34,9 +34,8 @@ argument values and dtypes.
 One dtype trap is known: TF 1.15's ResizeNearestNeighbor op does not take
 bfloat16 (its OpDef allows int8 ... half, float32, float64; TF 2.x's adds
 bfloat16), so tf.image.resize_nearest_neighbor on a bfloat16 tensor fails at
-graph build on 1.15 only. ops.py's resize-then-conv path (FAST_UPSAMPLE_CONV
-off) with "nn" upsampling would do that under --precision bf16; its default
-path resizes float32 matrices only.
+graph build on 1.15 only. ops._resize therefore resizes bfloat16 tensors in
+float32 (tests/test_ops.py checks that no such op is built).
 
     python scripts/check_compat.py            # the whole project
     python scripts/check_compat.py FILE...    # some files

@@ -61,6 +61,30 @@ def test_upsample_conv_equals_resize_then_conv(method, size):
         np.testing.assert_allclose(g, r, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("method", ["bilinear", "nn"])
+def test_the_resize_path_keeps_bfloat16_and_avoids_tf115s_missing_kernel(method):
+    """The literal resize-then-conv path in bfloat16: the layer computes in
+    bfloat16 (bilinear resize returns float32), and no nearest-neighbour
+    resize runs on bfloat16 (TF 1.15 has no such kernel); values equal the
+    float32 resize of the same bfloat16 numbers."""
+    x = np.random.RandomState(0).randn(2, 3, 3, 4).astype(np.float32)
+    with tf.Graph().as_default() as graph:
+        inputs = tf.cast(tf.constant(x), tf.bfloat16)
+        with ops.reference_convolutions():
+            y = ops.upsample_conv2d(inputs, 5, method, name="up")
+        resized = ops._resize(inputs, [6, 6], method)
+        assert y.dtype == resized.dtype == tf.bfloat16
+        assert not [op for op in graph.get_operations() if op.type == "ResizeNearestNeighbor"
+                    and op.get_attr("T") == tf.bfloat16]
+        resize = tf.image.resize_bilinear if method == "bilinear" else \
+            tf.image.resize_nearest_neighbor
+        want = resize(tf.cast(inputs, tf.float32), [6, 6])
+        got, want = run([tf.cast(resized, tf.float32), want])
+    np.testing.assert_allclose(got, want, rtol=1e-2, atol=1e-2)  # bfloat16's 8 bits
+    if method == "nn":
+        np.testing.assert_array_equal(got, want)  # a copy: exact
+
+
 @pytest.mark.parametrize("size, k, s", [((2, 2), 3, 2), ((1, 1), 3, 2), ((1, 1), 1, 1),
                                          ((2, 1), 3, 2), ((3, 3), 3, 3), ((3, 3), 3, 2)])
 def test_conv_onto_one_pixel_equals_tf_conv(size, k, s):
