@@ -195,6 +195,28 @@ def test_a_signal_to_one_card_stops_every_card_after_the_same_step(data, tmp_pat
     assert tf.train.latest_checkpoint(run_dir).endswith("model-%s" % stopped[0][0])
 
 
+def test_a_loss_lost_on_one_card_stops_every_card(data, tmp_path):
+    """Card 1 alone diverges (its own Adam, with an absurd learning rate,
+    moves its weights out of range): both cards stop after the same step with
+    the NaN error, instead of card 1 leaving and card 0 blocking."""
+    args = ["--dataset", data["easy"], "--max_training_steps", "200", "--device", "npu",
+            "--train_dir", str(tmp_path / "run")]
+    logs = [str(tmp_path / ("card%d.log" % r)) for r in (0, 1)]
+    cards = [start_card(tmp_path, 0, "nan", args, logs[0]),
+             start_card(tmp_path, 1, "nan", args + ["--learning_rate_d", "1e30",
+                                                    "--learning_rate_g", "1e30"], logs[1])]
+    try:
+        statuses = [c.wait(timeout=300) for c in cards]
+    finally:
+        for card in cards:
+            card.kill()
+    texts = [open(path).read() for path in logs]
+    assert statuses == [1, 1], texts
+    lost = [re.findall(r"loss became NaN or Inf at step (\d+) on 1 of the 2 cards", t)
+            for t in texts]
+    assert lost[0] == lost[1] and len(lost[0]) == 1, texts
+
+
 def test_the_npus_overflow_shows_in_the_float_status_and_skips_the_step(standins, data,
                                                                         tmp_path, monkeypatch):
     """The 910 saturates float16 at +-65504 instead of overflowing to Inf, so
