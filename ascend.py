@@ -148,7 +148,9 @@ class StepEveryTime(tf.train.Optimizer):
         return self._optimizer.compute_gradients(*args, **kwargs)
 
     def apply_gradients(self, grads_and_vars, global_step=None, name=None):
-        applied = self._optimizer.apply_gradients(grads_and_vars, name=name)
+        # A list: NPULossScaleOptimizer reads the pairs twice (the gradients for
+        # the float status, then the pairs to apply), and a zip reads once.
+        applied = self._optimizer.apply_gradients(list(grads_and_vars), name=name)
         if global_step is None:
             return applied
         with tf.control_dependencies([applied]):

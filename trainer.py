@@ -475,6 +475,27 @@ def check_precision_kernels(config, device, info):
     precision.check_kernels(dtype, device, probe)
 
 
+def check_resumed_device(run_dir, checkpoint, device, precision_mode):
+    """A run resumes on the kind of device it started on: on the NPU the
+    adapter's loss scaling keeps its own variables (and Adam's powers under
+    other names), which a CPU/GPU checkpoint, or an NPU one from before that
+    loss scaling, does not hold."""
+    import tensorflow.compat.v1 as tf
+    import precision
+    saved = (load_run_config(run_dir) or {}).get("device_resolved")
+    scaled = tf.train.load_checkpoint(checkpoint).has_tensor("train/d_optimize/loss_scale")
+    if saved and (saved == "npu") != (device == "npu"):
+        problem = "was trained on the %s and this process trains on the %s" % (
+            saved.upper(), device.upper())
+    elif device == "npu" and precision.npu_loss_scaling(precision_mode) and not scaled:
+        problem = "was trained without the Ascend adapter's loss scaling this version uses"
+    else:
+        return
+    raise ConfigError("%s %s: the optimizer state does not carry over. Resume it where it was "
+                      "trained, or start a new run from its weights: --train_dir <new folder> "
+                      "--checkpoint %s" % (run_dir, problem, checkpoint))
+
+
 def device_text(config, placement):
     """What the 'Device:' log line says (the ModelZoo scripts read its first word)."""
     import precision
@@ -521,6 +542,14 @@ def place(config, environ, workers=None):
         if not config.train_dir:
             raise ConfigError("a multi-worker run needs --train_dir: every worker must name the "
                               "same run folder")
+        if device == "npu":
+            raise ConfigError("a TensorFlow cluster (TF_CONFIG or --job_name) trains on CPUs and "
+                              "GPUs; Ascend cards train together over HCCL (RANK_SIZE, "
+                              "scripts/train_full_8p.sh)")
+        if config.precision == "fp16":
+            raise ConfigError("--precision fp16 on a TensorFlow cluster: its loss scaling skips "
+                              "overflowing steps, which the cluster's gradient aggregation "
+                              "cannot; use --precision fp32 or bf16")
     chief = rank.rank == 0 and (workers is None or workers.is_chief)
     return config, Placement(device, rank, chief, upload_to, workers), root
 
@@ -537,9 +566,12 @@ def train(config, explicit, environ=None):
         cluster.serve(workers)  # until the process is stopped
         return 0
     config, placement, root = place(config, environ, workers)
-    log.info("Device: %s", device_text(config, placement))
     job_id = environ.get("JOB_ID") if placement.rank.size > 1 else None
     config, resume_from, kept = resolve_run(config, explicit)
+    if resume_from:
+        check_resumed_device(config.train_dir, resume_from, placement.device,
+                             config.precision_mode)
+    log.info("Device: %s", device_text(config, placement))
     info = store.open_dataset(config.dataset, config.data_dir)
     config, recipe, sources = resolve_settings(config, explicit, kept, info)
     run_dir = config.train_dir or default_run_dir(config, root, job_id)
@@ -787,7 +819,7 @@ def _run(config, g, run_dir, placement, start_step, resume_from, init_from):
         # Several cards stop together, after the step in which any of them was
         # asked to (or lost its loss): one alone would leave the others blocked
         # in a collective until HCCL's timeout.
-        stopping = raised = False
+        stopping = raised = save_failed = False
         watch = cluster.Watch(sess, g.progress, config.wait_log_secs)
         with _StopFlag() as stop, progress_bar(config.max_training_steps, step) as bar, watch:
             while step < config.max_training_steps and not stopping and (
@@ -806,8 +838,8 @@ def _run(config, g, run_dir, placement, start_step, resume_from, init_from):
                            "loss": losses.g_loss if train_g else losses.d_loss}
                 if logged:
                     fetches["scalars"] = scalars
-                if step % config.write_summary_step == 0 and chief:
-                    fetches["summary"] = g.summary
+                if step % config.write_summary_step == 0 and (chief or agreement is not None):
+                    fetches["summary"] = g.summary  # on every card: one graph everywhere
                 if g.progress is not None:
                     fetches["mark"] = g.progress.mark  # tells the others this step began
                 if agreement is not None:
@@ -849,13 +881,19 @@ def _run(config, g, run_dir, placement, start_step, resume_from, init_from):
                     if warning:
                         log.warning(warning)
                 if step % config.output_save_step == 0 and chief:
-                    if not save(step):
+                    if save(step):
+                        last_saved = step
+                    elif agreement is None or step >= config.max_training_steps:
                         writer.close()
                         return 1
-                    last_saved = step
-        if step != last_saved and chief and not save(step):
-            writer.close()
-            return 1
+                    else:  # the other cards wait in the next step's collectives: take part
+                        save_failed = True  # in it, and ask every card to stop after it
+                        sess.run(agreement.raise_stop)
+                        raised = True
+            # Within the signal handler: a signal must not kill the last save.
+            if save_failed or (step != last_saved and chief and not save(step)):
+                writer.close()
+                return 1
         writer.close()
         if stop.signum is not None or stopping:
             log.info("Stopped at step %d%s; resume with: python trainer.py --train_dir %s",

@@ -217,6 +217,25 @@ def test_a_loss_lost_on_one_card_stops_every_card(data, tmp_path):
     assert lost[0] == lost[1] and len(lost[0]) == 1, texts
 
 
+def test_a_run_resumes_on_the_kind_of_device_it_started_on(standins, data, tmp_path,
+                                                           monkeypatch):
+    """The NPU's loss scaling keeps its own optimizer state: a CPU run does
+    not resume on the NPU (a clear error naming --checkpoint, not a shape
+    mismatch), and a TensorFlow cluster is not for NPUs."""
+    import json
+    monkeypatch.delenv("RANK_SIZE", raising=False)
+    run_dir = str(tmp_path / "run")
+    args = ["--dataset", data["easy"], "--train_dir", run_dir, "--max_training_steps"]
+    assert train(args + ["2", "--device", "cpu"], {}) == 0
+    with pytest.raises(ConfigError, match=r"was trained on the CPU and this process trains on "
+                                          r"the NPU: .* --checkpoint .*model-2"):
+        train(args + ["4", "--device", "npu"], {"ASCEND_DEVICE_ID": "0"})
+    tf_config = json.dumps({"cluster": {"chief": ["127.0.0.1:1"], "ps": ["127.0.0.1:2"]},
+                            "task": {"type": "chief", "index": 0}})
+    with pytest.raises(ConfigError, match="Ascend cards train together over HCCL"):
+        train(args + ["4", "--device", "npu"], {"ASCEND_DEVICE_ID": "0", "TF_CONFIG": tf_config})
+
+
 def test_the_npus_overflow_shows_in_the_float_status_and_skips_the_step(standins, data,
                                                                         tmp_path, monkeypatch):
     """The 910 saturates float16 at +-65504 instead of overflowing to Inf, so
@@ -380,6 +399,67 @@ def test_8p_script_run_twice_resumes_every_card_at_the_same_step(data, tmp_path)
     assert "resuming from %s" % os.path.join(ckpt, "model-2") in logs[1]
     assert all("Training finished at step 4" in log for log in logs)
     assert not (out / "output" / "1" / "ckpt").exists()
+
+
+def trainer_of_card(rank, marker):
+    """The pid of card `rank`'s trainer process (its command line mentions
+    `marker`), or None."""
+    for pid in os.listdir("/proc"):
+        try:
+            with open("/proc/%s/cmdline" % pid, "rb") as f:
+                command = f.read()
+            if b"trainer.py" not in command or marker.encode() not in command:
+                continue
+            with open("/proc/%s/environ" % pid, "rb") as f:
+                if b"RANK_ID=%d\0" % rank in f.read():
+                    return int(pid)
+        except (IOError, OSError):
+            pass
+    return None
+
+
+@pytest.mark.parametrize("fault", ["ctrl_c_to_the_script", "one_card_killed"])
+def test_8p_script_stops_every_card(fault, data, tmp_path):
+    """Ctrl-C to the script reaches every card (each in its own process
+    group): they stop together and rank 0 saves. A card killed outright
+    cannot vote: the script stops the others (SIGTERM, then SIGKILL after
+    STOP_GRACE_SECS) instead of leaving them blocked until HCCL's timeout,
+    and no trainer outlives it."""
+    (tmp_path / "rank_table.json").write_text("{}")
+    out = tmp_path / "test"
+    env = dict(os.environ, RANK_SIZE="2", HCCL_EXEC_TIMEOUT="600", STOP_GRACE_SECS="5",
+               JOB_ID=fault, PYTHONPATH=os.path.join(ROOT, "tests", "standins"))
+    script = subprocess.Popen(
+        ["bash", os.path.join(ROOT, "scripts", "train_full_8p.sh"),
+         "--data_path=%s" % os.path.dirname(data["easy"]), "--dataset=easy",
+         "--train_steps=100000", "--batch_size=16", "--output_path=%s" % out,
+         "--rank_table=%s" % (tmp_path / "rank_table.json")],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    logs = [out / "output" / str(r) / ("train_%d.log" % r) for r in (0, 1)]
+    try:
+        deadline = time.time() + 240
+        while not all(p.exists() and "[val   step    0]" in p.read_text() for p in logs):
+            assert time.time() < deadline and script.poll() is None
+            time.sleep(0.5)
+        if fault == "ctrl_c_to_the_script":
+            script.send_signal(signal.SIGINT)
+        else:
+            os.kill(trainer_of_card(1, str(out)), signal.SIGKILL)
+        printed = script.communicate(timeout=180)[0]
+    finally:
+        script.kill()
+    texts = [p.read_text() for p in logs]
+    assert trainer_of_card(0, str(out)) is None and trainer_of_card(1, str(out)) is None
+    if fault == "ctrl_c_to_the_script":
+        assert script.returncode == 130, printed
+        assert "training was stopped (status 130)" in printed
+        stopped = [re.findall(r"Stopped at step (\d+) with the other cards", t) for t in texts]
+        assert stopped[0] == stopped[1] and len(stopped[0]) == 1, texts
+        ckpt = str(out / "output" / "ckpt")
+        assert tf.train.latest_checkpoint(ckpt).endswith("model-%s" % stopped[0][0])
+    else:
+        assert script.returncode == 137, printed  # the killed card's status
+        assert "card 1's trainer exited with status 137; stopping the others" in printed
 
 
 def test_8p_script_needs_a_rank_table(tmp_path):

@@ -6,7 +6,9 @@ rank's value to a file there and waits for every other rank's value of the
 same collective and call number. A rank that never makes the call (its
 graph or its step differs) leaves the others waiting, as on the real
 hardware, until HCCL_EXEC_TIMEOUT seconds (default 1836, HCCL's) pass and
-the op fails."""
+the op fails. HCCL also needs every rank to issue the collectives in the same
+order: each value carries its rank's running count of collectives, and
+ranks whose counts differ fail at once."""
 
 import os
 import threading
@@ -43,11 +45,13 @@ def exchange(key, arrays):
     with _lock:  # per job: one process (a test's) may take part in several
         number = _counts.get((folder, key), 0)
         _counts[(folder, key)] = number + 1
+        order = _counts.get(folder, 0)  # this rank's collectives so far, of any key
+        _counts[folder] = order + 1
     if not os.path.isdir(folder):
         os.makedirs(folder, exist_ok=True)
     mine = _path(folder, key, number, rank)
     with open(mine + ".tmp", "wb") as f:
-        np.savez(f, *arrays)
+        np.savez(f, np.int64(order), *arrays)
     os.rename(mine + ".tmp", mine)
     deadline = time.time() + timeout
     values = []
@@ -59,7 +63,12 @@ def exchange(key, arrays):
                                    "collective %s (call %d)" % (rank, timeout, other, key, number))
             time.sleep(0.005)
         with np.load(path) as saved:
-            values.append([saved["arr_%d" % i] for i in range(len(arrays))])
+            if int(saved["arr_0"]) != order:
+                raise RuntimeError("HCCL: rank %d issued collective %s (call %d) as its "
+                                   "collective %d, rank %d as its %d: the ranks issue "
+                                   "collectives in different orders" % (
+                                       rank, key, number, order, other, int(saved["arr_0"])))
+            values.append([saved["arr_%d" % (i + 1)] for i in range(len(arrays))])
     if number > 0:  # every rank has read this rank's previous call by now
         os.remove(_path(folder, key, number - 1, rank))
     return values

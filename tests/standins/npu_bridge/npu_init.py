@@ -14,8 +14,14 @@ FLOAT16_MAX = 65504.0
 _status = np.zeros(8, np.float32)  # the device's float status register
 
 
+HCCL_DTYPES = (tf.int8, tf.int16, tf.int32, tf.float16, tf.float32)  # HcomAllReduce's
+
+
 def _py_collective(kind, key, tensors, reduce):
     """One op running the collective over `tensors`; outputs keep their shapes."""
+    for t in tensors:
+        if t.dtype.base_dtype not in HCCL_DTYPES:
+            raise TypeError("HCCL %s does not take %s (%s)" % (kind, t.dtype.name, t.name))
     def run(*arrays):
         EXECUTED[kind] += 1
         return [np.asarray(v, a.dtype) for v, a in
@@ -193,8 +199,10 @@ class NPULossScaleOptimizer(tf.train.Optimizer):
         return [(scaled.get(v), v) for _, v in grads_and_vars]
 
     def apply_gradients(self, grads_and_vars, global_step=None, name=None):
-        grads_and_vars = list(grads_and_vars)
-        with tf.control_dependencies([g for g, _ in grads_and_vars if g is not None]):
+        # As the adapter: the pairs are read here and again in the cond (a zip
+        # passed in arrives there empty).
+        grads = [g for g, _ in grads_and_vars if g is not None]
+        with tf.control_dependencies(grads):
             status = gen_npu_ops.npu_get_float_status_v2()
         with tf.control_dependencies([status]):
             cleared = gen_npu_ops.npu_clear_float_status_v2()
