@@ -152,7 +152,8 @@ def wait_until_initialized(sess, variables, chief, wait_log_secs):
 
 class SyncThreads(object):
     """The SyncReplicasOptimizers' per-session set-up and tear-down, as a
-    context around the training loop.
+    context around the session (enter it before the session, so that it exits
+    after the session has closed).
 
     `start` sets every worker's local step, and on the chief starts the
     threads that apply the aggregated gradients. No tokens are seeded: a
@@ -162,20 +163,21 @@ class SyncThreads(object):
     take the others' tokens, and leave D and G steps out of phase across
     workers, which deadlocks both optimizers.)
 
-    On exit the session closes, which cancels the gradient take those threads
-    block in, and they are joined. A daemon thread still inside TensorFlow
-    when Python exits aborts the process (status -6, "terminate called after
-    throwing an instance of ''") after a run that finished well."""
+    On exit the threads are asked to stop and joined: the session's close
+    has cancelled the gradient take they block in. A daemon thread still
+    inside TensorFlow when Python exits aborts the process (status -6,
+    "terminate called after throwing an instance of ''") after a run that
+    finished well. After an error (a parameter server gone) the session's
+    close is time-limited and may not reach them, so the wait is short."""
 
     GRACE_SECONDS = 30
+    GRACE_SECONDS_AFTER_AN_ERROR = 5
 
-    def __init__(self, sess):
-        self._sess = sess
+    def __init__(self):
         self._coordinator = tf.train.Coordinator()
         self._threads = []
 
-    def start(self, sync, info):
-        sess = self._sess
+    def start(self, sess, sync, info):
         sess.run([opt.local_step_init_op for opt in sync.optimizers])
         if info.is_chief:
             for opt in sync.optimizers:
@@ -186,20 +188,20 @@ class SyncThreads(object):
     def __enter__(self):
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, exc_type, *exc):
         self._coordinator.request_stop()
         if not self._threads:
             return
-        self._sess.close()
+        grace = self.GRACE_SECONDS if exc_type is None else self.GRACE_SECONDS_AFTER_AN_ERROR
         try:
-            self._coordinator.join(self._threads, stop_grace_period_secs=self.GRACE_SECONDS,
+            self._coordinator.join(self._threads, stop_grace_period_secs=grace,
                                    ignore_live_threads=True)
         except Exception as e:  # an error a thread met earlier, re-raised by join
             log.warning("A thread applying the aggregated gradients stopped with: %s", e)
         alive = [t.name for t in self._threads if t.is_alive()]
-        if alive:
+        if alive and exc_type is None:
             log.warning("%d gradient-applying threads did not stop within %d s: %s",
-                        len(alive), self.GRACE_SECONDS, ", ".join(alive))
+                        len(alive), grace, ", ".join(alive))
 
 
 def task_names(info):

@@ -782,7 +782,9 @@ def _run(config, g, run_dir, placement, start_step, resume_from, init_from):
         session_conf = cluster.session_filters(workers, session_conf)
         bs = config.batch_size * workers.num_workers  # the log shows global instances/sec
     session = tf.Session(target, graph=g.graph, config=session_conf)
-    with g.graph.as_default(), session as sess, cluster.SyncThreads(sess) as sync_threads:
+    # SyncThreads outside the session: tf.Session's exit closes it first (with a
+    # time limit after an error), which releases the threads SyncThreads joins.
+    with cluster.SyncThreads() as sync_threads, g.graph.as_default(), session as sess:
         _initialize(sess, g, run_dir, placement, config.wait_log_secs, start_step, resume_from,
                     init_from)
         sess.run(tf.local_variables_initializer())
@@ -794,7 +796,7 @@ def _run(config, g, run_dir, placement, start_step, resume_from, init_from):
             _check_start_agreement(sess, agreement, placement.rank, start_step, run_dir)
         sess.run(g.input_init)  # the cluster's streams, at the global step
         if g.sync is not None:
-            sync_threads.start(g.sync, workers)
+            sync_threads.start(sess, g.sync, workers)
         writer = _NullWriter()
         if chief:
             writer = tf.summary.FileWriter(run_dir, graph=None if resume_from else g.graph)

@@ -306,7 +306,7 @@ def test_a_token_left_by_a_killed_worker_is_dropped(caplog):
         chief["sess"].run(chief["init"])
         for task, info in zip(tasks, infos):
             task["sess"].run(task["local"])
-            stack.enter_context(cluster.SyncThreads(task["sess"])).start(task["sync"], info)
+            stack.enter_context(cluster.SyncThreads()).start(task["sess"], task["sync"], info)
 
         def steps_together(step):
             done = []
@@ -339,9 +339,9 @@ def test_a_token_left_by_a_killed_worker_is_dropped(caplog):
         assert chief["sess"].run(chief["step"]) == 3
         assert steps_together(3) == [4, 4]
     finally:
-        stack.close()
-        for task in tasks:
+        for task in tasks:  # closing releases the chief's threads, then joined
             task["sess"].close()
+        stack.close()
 
 
 def test_a_task_that_loses_its_parameter_server_exits_to_be_restarted(data, tmp_path):
