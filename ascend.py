@@ -12,7 +12,8 @@ import importlib
 
 import tensorflow.compat.v1 as tf
 
-from config import ConfigError
+import precision
+from errors import ConfigError
 
 RankInfo = collections.namedtuple("RankInfo", "size rank device_id")
 RankInfo.__doc__ = """This process's place among the cards: RANK_SIZE, RANK_ID and the
@@ -83,7 +84,6 @@ def npu_session_config(precision_mode=None):
     npu.name = "NpuOptimizer"
     npu.parameter_map["use_off_line"].b = True
     if precision_mode:
-        import precision
         if precision_mode not in precision.NPU_MODE_MEANING:
             raise ConfigError("--precision_mode must be one of %s, got %r"
                               % (", ".join(precision.NPU_MODE_MEANING), precision_mode))

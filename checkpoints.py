@@ -7,10 +7,12 @@ TensorFlow only after a checkpoint's files are complete.
 
 import logging
 import os
+import shutil
 
 import tensorflow.compat.v1 as tf
 
-from config import ConfigError, load_run_config
+from config import load_run_config
+from errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -18,13 +20,6 @@ log = logging.getLogger(__name__)
 def shape_text(shape, num_classes):
     """'28x28x1, 10 classes'."""
     return "%s, %d classes" % ("x".join(str(d) for d in shape), num_classes)
-
-
-def add_checkpoint_flag(parser):
-    """The --checkpoint flag of the commands that read a trained run."""
-    parser.add_argument("--checkpoint", required=True,
-                        help="a run folder (its newest complete checkpoint) or a model-<step> "
-                             "prefix inside one")
 
 
 def is_complete(prefix):
@@ -120,7 +115,6 @@ def _is_leftover(name):
 
 
 def _remove(path):
-    import shutil
     if os.path.isdir(path):
         shutil.rmtree(path, ignore_errors=True)
     elif os.path.exists(path):
@@ -228,22 +222,11 @@ def check_shapes(checkpoint, variables, context=""):
             trained = ""
             if "image_shape" in saved:
                 trained = " (it was trained on %s)" % shape_text(saved["image_shape"],
-                                                                saved["num_classes"])
+                                                                 saved["num_classes"])
             raise ConfigError(
                 "checkpoint %s does not fit this model: %s is %s there, but %s needs %s%s%s"
                 % (checkpoint, name, stored.get(name, "missing"), name, want, trained,
                    "; " + context if context else ""))
-
-
-WEIGHTS_CHOICES = ("auto", "ema", "raw")
-
-
-def add_weights_flag(parser):
-    parser.add_argument(
-        "--weights", default="auto", choices=WEIGHTS_CHOICES,
-        help="which discriminator weights to use: ema, the moving average a run trained "
-             "with --ema_decay keeps (the paper evaluates those); raw, the trained weights; "
-             "auto: ema when the run has it (default: %(default)s)")
 
 
 def use_ema(saved, choice):

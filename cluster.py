@@ -18,7 +18,7 @@ import time
 
 import tensorflow.compat.v1 as tf
 
-from config import ConfigError
+from errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ def device_setter(info):
 class SyncWrapper(object):
     """Wraps each optimizer in a SyncReplicasOptimizer aggregating all workers'
     gradients, and remembers them for the session set-up: D's first, then
-    G's, in the order model.build_train_ops creates them."""
+    G's, in the order train_ops.build_train_ops creates them."""
 
     def __init__(self, num_workers):
         self.num_workers = num_workers
@@ -130,7 +130,7 @@ class SyncWrapper(object):
 def session_filters(info, config):
     """Each worker talks to the parameter servers and itself only."""
     config.device_filters.extend(["/job:ps", "/job:%s/task:%d" % (info.task_type,
-                                                                 info.task_index)])
+                                                                  info.task_index)])
     return config
 
 
@@ -288,7 +288,7 @@ class Watch(object):
                     heard = [now] * len(beats)
                 else:
                     heard = [now if b != old else t for b, old, t in zip(beats, beats_before,
-                                                                          heard)]
+                                                                         heard)]
                 beats_before = beats
                 if now - started >= self._wait and now - last_log >= self._wait:
                     log.warning(self.waiting_line(step, now - started, steps,

@@ -72,6 +72,7 @@ class CollapseDetector(object):
                 "stayed below %g for %d log lines (%.2g at step %d), so D tells every generated "
                 "image from the real ones and the unlabeled images no longer teach the "
                 "classifier; G's feature matching is %.3g%s. Test accuracy usually falls from "
-                "here: the checkpoints from before step %d are the ones to keep (README: "
-                "\"A collapsing GAN\")." % (start, self.floor, len(self._streak), unlabeled_loss,
-                                            step, feature_matching, before, start))
+                "here: the checkpoints from before step %d are the ones to keep "
+                "(docs/reproducing.md: \"A collapsing GAN\")."
+                % (start, self.floor, len(self._streak), unlabeled_loss, step, feature_matching,
+                   before, start))

@@ -8,12 +8,11 @@ import argparse
 import collections
 import json
 import os
+import textwrap
 
-import ops
-
-
-class ConfigError(ValueError):
-    """A flag value or combination that cannot work; the message says why."""
+from datasets import DATA_DIR
+from datasets.files import write_json_atomic
+from errors import ConfigError
 
 
 def _str2bool(value):
@@ -47,9 +46,20 @@ def _positive_float(value):
     return number
 
 
-PRECISIONS = ("fp32", "bf16", "fp16")  # --precision; precision.py maps them to dtypes
-OPTIMIZERS = ("adam", "paper_adam")  # --optimizer; optimizers.py builds them
+# Every choice a flag offers, and the defaults other modules share: the
+# modules that implement them import them from here.
+ARCHS = ("reference", "paper")  # --arch; model.py builds them
+NORM_TYPES = ("batch", "instance", "None")  # --norm_type; ops.py implements them
+DECONV_TYPES = ("bilinear", "nn", "transpose")  # --deconv_type; ops.py implements them
+BN_DECAY = 0.9  # --bn_decay
+METHODS = ("ssgan", "improved_gan", "supervised")  # --method; losses.py
+FEATURE_NORMS = ("l2", "l1")  # --feature_matching; losses.py
+OPTIMIZERS = ("adam", "paper_adam")  # --optimizer; train_ops.py builds them
+ADAM_BETA1 = 0.5  # --beta1: the reference's and the paper's
 REFERENCE_CLIP_NORM = 20.0  # the reference's global-norm clip of both networks' gradients
+DEVICES = ("auto", "cpu", "gpu", "npu")  # --device; device.py resolves them
+PRECISIONS = ("fp32", "bf16", "fp16")  # --precision; precision.py maps them to dtypes
+JOB_NAMES = ("chief", "worker", "ps")  # --job_name; cluster.py
 
 
 def _clip_norm(value):
@@ -60,6 +70,7 @@ def _clip_norm(value):
         raise argparse.ArgumentTypeError("must be 0 (no clipping) or more, got %s" % value)
     return number
 
+
 # (group, flag, keyword arguments). Defaults are the reference's unless the
 # help says otherwise.
 FLAGS = [
@@ -68,7 +79,7 @@ FLAGS = [
         help="MNIST, FASHION_MNIST, SVHN, CIFAR10 (prepared by download.py under --data_dir), "
              "or the path of a folder in the reference layout (data.hdf5 + id.txt)")),
     ("data", "--data_dir", dict(
-        default="datasets", help="folder holding the prepared datasets")),
+        default=DATA_DIR, help="folder holding the prepared datasets")),
     ("data", "--num_labeled", dict(
         type=_non_negative_int, default=0,
         help="semi-supervised training: keep this many labels (a multiple of the class count, "
@@ -80,7 +91,7 @@ FLAGS = [
         help="chooses the labeled subset as the paper's code does (permute the training "
              "split with this seed, take the first N/K of each class); the paper's default")),
     ("model", "--arch", dict(
-        default="reference", choices=("reference", "paper"),
+        default="reference", choices=ARCHS,
         help="reference: the SSGAN conv nets. paper: the Improved-GAN paper's networks "
              "(grayscale: weight-normalised MLPs with Gaussian noise; 32x32x3: the CIFAR-10 / "
              "SVHN conv nets with weight norm, dropout and NIN layers); --norm_type, "
@@ -95,14 +106,14 @@ FLAGS = [
     ("model", "--n_z", dict(
         type=_positive_int, default=128, help="size of G's uniform noise input")),
     ("model", "--norm_type", dict(
-        default="batch", choices=ops.NORM_TYPES,
+        default="batch", choices=NORM_TYPES,
         help="normalisation after each hidden conv of D and G")),
     ("model", "--deconv_type", dict(
-        default="bilinear", choices=ops.DECONV_TYPES,
+        default="bilinear", choices=DECONV_TYPES,
         help="G's upsampling: bilinear or nearest-neighbour resize then a 3x3 conv, or a "
              "3x3 transposed conv")),
     ("model", "--bn_decay", dict(
-        type=float, default=0.9,
+        type=float, default=BN_DECAY,
         help="batch-norm moving-average decay per step. D's weights change fast in "
              "adversarial training; averages with 0.9 follow them, while the old contrib "
              "0.999 leaves evaluation far behind for thousands of steps")),
@@ -111,7 +122,7 @@ FLAGS = [
         help="total steps (D and G steps together), as the model card trains; a resumed "
              "run continues up to it")),
     ("training", "--method", dict(
-        default="ssgan", choices=("ssgan", "improved_gan", "supervised"),
+        default="ssgan", choices=METHODS,
         help="ssgan: the reference's losses (K+1-way cross-entropy, G's GAN loss plus an "
              "annealed reconstruction term). improved_gan: the paper's (labeled cross-entropy "
              "+ --unlabeled_weight x real-vs-fake loss for D, feature matching for G). "
@@ -122,7 +133,7 @@ FLAGS = [
         type=float, default=1.0,
         help="weight of D's unlabeled (real vs generated) loss; the paper uses 1")),
     ("training", "--feature_matching", dict(
-        default="auto", choices=("auto", "l2", "l1"),
+        default="auto", choices=("auto",) + FEATURE_NORMS,
         help="G's feature-matching distance for improved_gan: mean squared (the paper's "
              "MNIST) or mean absolute (its CIFAR-10/SVHN) difference of D's mean features; "
              "auto: l1 for the paper's conv nets, else l2")),
@@ -150,7 +161,11 @@ FLAGS = [
              "which floors the denominator at 1e-4 so that parameters with tiny gradients "
              "barely move (with TensorFlow's, they move by about the learning rate whatever "
              "their gradients, and the paper's MNIST-100 recipe collapses). auto: adam for "
-             "--method ssgan, paper_adam otherwise. beta1 0.5 for both")),
+             "--method ssgan, paper_adam otherwise")),
+    ("training", "--beta1", dict(
+        type=float, default=ADAM_BETA1,
+        help="Adam's beta1 (the decay of its gradient average) for D and G, both "
+             "optimizers; the reference's and the paper's 0.5")),
     ("training", "--clip_norm", dict(
         type=_clip_norm, default="auto",
         help="clip each network's gradients to this global norm; 0: no clipping. auto: 20 "
@@ -193,8 +208,9 @@ FLAGS = [
         help="initialise D and G (weights and batch-norm statistics) from this checkpoint "
              "of another run; the step count starts at 0")),
     ("run", "--device", dict(
-        default="auto", choices=("auto", "cpu", "gpu", "npu"),
-        help="auto: a GPU if TensorFlow sees one, else the CPU")),
+        default="auto", choices=DEVICES,
+        help="auto: the NPU when the Ascend adapter imports and a device is there, else a "
+             "GPU if TensorFlow sees one, else the CPU")),
     ("run", "--precision", dict(
         default="fp32", choices=PRECISIONS,
         help="what the networks compute in; variables, optimizer state and losses stay "
@@ -209,8 +225,8 @@ FLAGS = [
         help="on the NPU, the Ascend adapter's precision_mode instead of the one --precision "
              "picks: force_fp32, allow_mix_precision, allow_fp32_to_fp16 (the adapter's "
              "default, the model card's runs), force_fp16, must_keep_origin_dtype (fails on "
-             "the 910: no float32 convolution); the README's Ascend section says what each "
-             "computes in float16")),
+             "the 910: no float32 convolution); docs/distributed.md ('Ascend 910 and "
+             "ModelArts') says what each computes in float16")),
     ("run", "--debug", dict(action="store_true", help="log debugging detail")),
     ("platform", "--data_url", dict(
         default=None,
@@ -223,7 +239,7 @@ FLAGS = [
     ("platform", "--cache_dir", dict(
         default="/cache", help="local copy of obs:// data and runs")),
     ("cluster", "--job_name", dict(
-        default=None, choices=("chief", "worker", "ps"),
+        default=None, choices=JOB_NAMES,
         help="multi-worker training without TF_CONFIG: this task's job (the environment "
              "variable TF_CONFIG, when set, describes the cluster instead)")),
     ("cluster", "--task_index", dict(type=int, default=0, help="this task's index in its job")),
@@ -291,6 +307,7 @@ def check_method_flags(config, explicit=()):
     if config.lr_decay_start and config.lr_decay_start >= config.max_training_steps:
         raise ConfigError("--lr_decay_start %d is not before --max_training_steps %d"
                           % (config.lr_decay_start, config.max_training_steps))
+
 
 TrainConfig = collections.namedtuple(
     "TrainConfig", [flag.lstrip("-") for _, flag, _ in FLAGS])
@@ -409,7 +426,6 @@ def _paper_default_text(name):
 
 def recipe_help():
     """The --help section on recipes, from the tables above."""
-    import textwrap
     text = ("Recipes: the defaults shown with each flag are the reference's (the model card's "
             "run, --method ssgan). --method improved_gan or supervised, or --arch paper, bring "
             "the paper's settings as the defaults instead ('paper recipe' in each flag's help), "
@@ -462,12 +478,31 @@ def parse_train_config(argv, description=None, epilog=None):
     return TrainConfig(**vars(args)), explicit_flags(parser, argv), unknown
 
 
+# ---- Flags of the commands that read a trained run (evaler.py, export.py) ----
+
+def add_checkpoint_flag(parser):
+    """The --checkpoint flag of the commands that read a trained run."""
+    parser.add_argument("--checkpoint", required=True,
+                        help="a run folder (its newest complete checkpoint) or a model-<step> "
+                             "prefix inside one")
+
+
+WEIGHTS_CHOICES = ("auto", "ema", "raw")  # --weights; checkpoints.use_ema reads them
+
+
+def add_weights_flag(parser):
+    parser.add_argument(
+        "--weights", default="auto", choices=WEIGHTS_CHOICES,
+        help="which discriminator weights to use: ema, the moving average a run trained "
+             "with --ema_decay keeps (the paper evaluates those); raw, the trained weights; "
+             "auto: ema when the run has it (default: %(default)s)")
+
+
 CONFIG_FILE = "config.json"
 
 
 def save_run_config(run_dir, config, extra):
     """Writes config.json: the flags plus what was derived (dataset shape...)."""
-    from datasets.files import write_json_atomic
     value = dict(config._asdict())
     value.update(extra)
     write_json_atomic(os.path.join(run_dir, CONFIG_FILE), value)

@@ -5,11 +5,11 @@ import os
 
 import tensorflow.compat.v1 as tf
 
-from config import ConfigError
+import ascend
+from config import DEVICES
+from errors import ConfigError
 
 log = logging.getLogger(__name__)
-
-DEVICES = ("auto", "cpu", "gpu", "npu")
 
 
 def visible_gpus():
@@ -21,7 +21,6 @@ def resolve_device(requested, environ=None, nodes=None, npu_importable=None, gpu
     else 'gpu' if TensorFlow sees one, else 'cpu'. An explicit device is
     checked. The environment, device nodes and adapter check can be given
     (tests do); by default they are this machine's."""
-    import ascend
     if requested not in DEVICES:
         raise ConfigError("--device must be one of %s, got %r" % (", ".join(DEVICES), requested))
     environ = os.environ if environ is None else environ
@@ -48,7 +47,6 @@ def _refuse_a_silent_fallback(environ, nodes, importable):
     import (a broken CANN set-up): with Ascend devices on the machine, an
     error, not CPU numbers reported as NPU numbers; with only
     ASCEND_DEVICE_ID / DEVICE_ID set, a warning."""
-    import ascend
     if importable:  # the adapter imports; there is no device: nothing was expected
         return
     reason = ascend.adapter_import_error() if importable is None else "npu_bridge is missing"
@@ -68,8 +66,7 @@ def _refuse_a_silent_fallback(environ, nodes, importable):
 def session_config(device, precision_mode=None):
     """tf.ConfigProto for a resolved device."""
     if device == "npu":
-        import ascend
-        return ascend.npu_session_config(precision_mode)
+            return ascend.npu_session_config(precision_mode)
     if precision_mode:
         raise ConfigError("--precision_mode sets the Ascend adapter's precision; it has no "
                           "meaning on the %s" % device.upper())

@@ -17,7 +17,7 @@ import logging
 import os
 import sys
 
-from datasets import fetch, registry, store
+from datasets import DATA_DIR, fetch, registry, store
 from datasets.errors import DatasetError
 from util import command_parser, setup_logging
 
@@ -31,7 +31,7 @@ def parse_args(argv=None):
         metavar="NAME", type=str.upper, choices=list(registry.DATASETS),
         help="one or more of: %s" % ", ".join(registry.DATASETS))
     parser.add_argument(
-        "--data_dir", default="datasets",
+        "--data_dir", default=DATA_DIR,
         help="parent folder of the dataset folders (default: %(default)s)")
     where = parser.add_mutually_exclusive_group()
     where.add_argument(

@@ -40,7 +40,7 @@ from tqdm import tqdm
 
 from datasets import store
 from datasets.errors import DatasetError
-from datasets.files import replace_dir, staging_dir, write_json_atomic
+from datasets.files import atomic_path, replace_dir, staging_dir, write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -253,7 +253,6 @@ def _subset_file(cache, split, subset, num_shards, shard_index):
     every num_shards-th of them) as one small TFRecord file in the cache
     folder, written once: a labeled stream then reads 100 records per epoch,
     not the whole split. Returns (its path, its record count)."""
-    from datasets.files import atomic_path
     positions = np.sort(np.asarray(subset, np.int64))[shard_index::num_shards]
     key = hashlib.sha1(split.encode() + positions.tobytes()).hexdigest()[:16]
     path = os.path.join(cache.path, "subset-%s-%s.tfrecord" % (split, key))

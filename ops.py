@@ -11,18 +11,14 @@ and fully connected layers (slim's default), truncated normal (stddev 0.01)
 for transposed convolutions, zero biases.
 """
 
-import contextlib
-
 import numpy as np
 import tensorflow.compat.v1 as tf
 
-NORM_TYPES = ("batch", "instance", "None")
-DECONV_TYPES = ("bilinear", "nn", "transpose")
+from config import BN_DECAY, NORM_TYPES
+
 BATCH_NORM_EPSILON = 1e-3  # contrib.layers.batch_norm's default, as the reference used
 INSTANCE_NORM_EPSILON = 1e-6
 # Faster forms of the same functions (False: the reference's formulation):
-FAST_UPSAMPLE_CONV = True  # upsample_conv2d as separable matmuls, not resize then conv2d
-FAST_SMALL_CONV = True  # conv2d onto a 1 x 1 output as one matmul, not tf.nn.conv2d
 
 
 def leaky_relu(x, leak=0.2):
@@ -61,19 +57,21 @@ def _channels(x):
     return int(x.shape[-1])
 
 
-def conv2d(x, out_channels, k=3, s=2, name="conv"):
+def conv2d(x, out_channels, k=3, s=2, name="conv", fast=True):
     """k x k convolution with stride s, 'SAME' padding, plus bias.
 
-    [B, H, W, C] -> [B, ceil(H / s), ceil(W / s), out_channels].
+    [B, H, W, C] -> [B, ceil(H / s), ceil(W / s), out_channels]. fast: onto a
+    1 x 1 output, one matmul instead of tf.nn.conv2d (see _conv2d_same); the
+    same variables and values either way.
     """
     with tf.variable_scope(name):
         w = tf.get_variable("weights", [k, k, _channels(x), out_channels], x.dtype,
                             initializer=tf.glorot_uniform_initializer())
         b = tf.get_variable("biases", [out_channels], x.dtype, initializer=tf.zeros_initializer())
-        return add_bias(_conv2d_same(x, w, s), b)
+        return add_bias(_conv2d_same(x, w, s, fast), b)
 
 
-def _conv2d_same(x, w, s):
+def _conv2d_same(x, w, s, fast=True):
     """tf.nn.conv2d(x, w, stride s, 'SAME'); as one matmul when the output is
     a single pixel (a deep D layer: 2 x 2 -> 1 x 1), where the window covers
     the whole input and oneDNN's convolution kernels, its filter gradient
@@ -81,7 +79,7 @@ def _conv2d_same(x, w, s):
     to."""
     _, height, width, c_in = x.shape.as_list()
     k, c_out = int(w.shape[0]), int(w.shape[-1])
-    if not FAST_SMALL_CONV or -(-height // s) != 1 or -(-width // s) != 1 or \
+    if not fast or -(-height // s) != 1 or -(-width // s) != 1 or \
             height > k or width > k:
         return tf.nn.conv2d(x, w, [1, s, s, 1], "SAME")
     # 'SAME' pads k - size in total, the smaller half before: the taps that
@@ -178,35 +176,23 @@ def _upsample_conv_separable(x, w, method, s):
     return tf.reshape(y, [-1, s * height, s * width, c_out])
 
 
-@contextlib.contextmanager
-def reference_convolutions():
-    """Within it, upsample_conv2d builds the literal resize then conv2d and
-    conv2d always tf.nn.conv2d: the same functions and variables as the
-    faster default forms (tests compare them; the benchmark counts the
-    model's FLOPs on these)."""
-    global FAST_UPSAMPLE_CONV, FAST_SMALL_CONV
-    saved = FAST_UPSAMPLE_CONV, FAST_SMALL_CONV
-    FAST_UPSAMPLE_CONV = FAST_SMALL_CONV = False
-    try:
-        yield
-    finally:
-        FAST_UPSAMPLE_CONV, FAST_SMALL_CONV = saved
-
-
-def upsample_conv2d(x, out_channels, method, k=3, s=2, name="deconv"):
+def upsample_conv2d(x, out_channels, method, k=3, s=2, name="deconv", fast=True):
     """Resizes by s (bilinear or nearest neighbour), then a k x k stride-1 conv.
 
-    [B, H, W, C] -> [B, H * s, W * s, out_channels].
+    [B, H, W, C] -> [B, H * s, W * s, out_channels]. fast: as separable
+    matmuls without building the resized tensor (_upsample_conv_separable);
+    otherwise the literal resize then conv2d, with the same variables and
+    values (tests compare them; the benchmark counts the model's FLOPs on it).
     """
     with tf.variable_scope(name):
         if method not in ("bilinear", "nn"):
             raise ValueError("upsampling method must be 'bilinear' or 'nn', got %r" % method)
         height, width = x.shape.as_list()[1:3]
         if s == 1:  # resizing to the same size is the identity
-            return conv2d(x, out_channels, k=k, s=1, name="conv")
-        if not FAST_UPSAMPLE_CONV:
+            return conv2d(x, out_channels, k=k, s=1, name="conv", fast=fast)
+        if not fast:
             return conv2d(_resize(x, [height * s, width * s], method), out_channels, k=k, s=1,
-                          name="conv")
+                          name="conv", fast=False)
         with tf.variable_scope("conv"):
             w = tf.get_variable("weights", [k, k, _channels(x), out_channels], x.dtype,
                                 initializer=tf.glorot_uniform_initializer())
@@ -226,7 +212,7 @@ def fully_connected(x, out_units, name="fc"):
         return tf.reshape(y, [-1] + shape[1:-1] + [out_units])
 
 
-def batch_norm(x, training, update_stats=True, decay=0.99, name="batch_norm"):
+def batch_norm(x, training, update_stats=True, decay=BN_DECAY, name="batch_norm"):
     """Batch normalisation of an NHWC tensor, with learned scale and offset.
 
     Args:
@@ -279,7 +265,7 @@ def instance_norm(x, name="instance_norm"):
 
 
 def activate_and_normalize(x, activation, norm_type, training, update_stats=True,
-                           bn_decay=0.99):
+                           bn_decay=BN_DECAY):
     """The reference's order: activation first, then normalisation."""
     if activation is not None:
         x = activation(x)

@@ -37,7 +37,6 @@ MLP_DENSE_STDDEV = 0.1  # nn.DenseLayer's theta ~ N(0, 0.1)
 G_MLP_UNITS = (500, 500)
 CONV_WIDTHS = {"CIFAR10": (96, 192), "SVHN": (64, 128)}
 G_CONV_CHANNELS = (512, 256, 128)  # at 4x4, 8x8, 16x16
-PAPER_N_Z = 100
 
 
 def conv_widths(dataset_name):

@@ -21,12 +21,13 @@ import collections
 
 import tensorflow.compat.v1 as tf
 
-from config import PRECISIONS, ConfigError
+from config import PRECISIONS
+from errors import ConfigError
 
 DTYPES = {"fp32": tf.float32, "bf16": tf.bfloat16, "fp16": tf.float16}
 NPU_PRECISION_MODES = {"fp32": "force_fp32", "fp16": "allow_mix_precision"}
 # What each of the adapter's precision modes does on the Ascend 910 (CANN's
-# precision_mode documentation); --help and the README say the same.
+# precision_mode documentation); --help and docs/distributed.md say the same.
 NPU_MODE_MEANING = collections.OrderedDict([
     ("force_fp32", "convolutions and matmuls take float16 inputs and give float32 outputs "
                    "(the matrix unit has no float32 path); every other op float32"),

@@ -4,7 +4,7 @@ import math
 
 import tensorflow.compat.v1 as tf
 
-from model import real_probability
+from losses import real_probability
 
 MAX_GRID_IMAGES = 64
 
@@ -57,9 +57,9 @@ def health_scalars(model, train_ops):
     network's gradient norm before clipping."""
     k = model.num_classes
     return {
-        "health/d_real_probability": tf.reduce_mean(real_probability(model.real_logits, k)),
+        "health/d_real_probability": tf.reduce_mean(real_probability(model.unlabeled_logits, k)),
         "health/d_fake_probability": tf.reduce_mean(real_probability(model.fake_logits, k)),
-        "health/feature_mean_real": tf.reduce_mean(model.real_features),
+        "health/feature_mean_real": tf.reduce_mean(model.unlabeled_features),
         "health/feature_mean_fake": tf.reduce_mean(model.fake_features),
         "health/d_grad_norm": train_ops.d_grad_norm,
         "health/g_grad_norm": train_ops.g_grad_norm,
@@ -78,7 +78,7 @@ def training_summaries(losses, model, learning_rate=None, health=None):
         values.append(tf.summary.scalar("train/learning_rate", learning_rate))
     for tag in sorted(health or {}):
         values.append(tf.summary.scalar(tag, health[tag]))
-    for tag, images in (("img/fake", model.fake_images), ("img/real", model.real_images)):
+    for tag, images in (("img/fake", model.fake_images), ("img/real", model.unlabeled_images)):
         grid = image_grid(images[:MAX_GRID_IMAGES])
         values.append(tf.summary.image(tag, to_uint8(grid), max_outputs=1))
     return tf.summary.merge(values)

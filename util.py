@@ -77,7 +77,7 @@ def run_tf_command(body, debug=False):
     line with exit status 2 instead of a traceback. `body()` returns the exit
     status, or a result that is not an int, which means success."""
     import tensorflow.compat.v1 as tf
-    from config import ConfigError
+    from errors import ConfigError
     from datasets.errors import DatasetError
     if not debug:
         tf.logging.set_verbosity(tf.logging.ERROR)

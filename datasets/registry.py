@@ -86,13 +86,5 @@ DATASETS = collections.OrderedDict((spec.name, spec) for spec in [
 ])
 
 
-def get_spec(name):
-    key = name.upper().replace("-", "_")
-    if key not in DATASETS:
-        raise KeyError("unknown dataset %r; choose from %s, or pass a folder in the reference "
-                       "layout" % (name, ", ".join(DATASETS)))
-    return DATASETS[key]
-
-
 def local_paths(spec, folder):
     return {f.name: os.path.join(folder, f.name) for f in spec.files}

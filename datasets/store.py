@@ -14,6 +14,7 @@ import os
 
 import numpy as np
 
+from datasets import DATA_DIR
 from datasets.errors import DatasetError
 from datasets.files import write_text_atomic
 
@@ -109,7 +110,7 @@ def is_prepared(path):
             and os.path.isfile(os.path.join(path, ID_FILE)))
 
 
-def open_dataset(name, data_dir="datasets"):
+def open_dataset(name, data_dir=DATA_DIR):
     """Describes a prepared dataset (built-in name or folder path).
 
     Raises:

@@ -39,6 +39,8 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from config import ARCHS, PRECISIONS  # noqa: E402
+
 COUNTED = ("Conv2D", "Conv2DBackpropInput", "Conv2DBackpropFilter", "MatMul", "BatchMatMulV2")
 
 
@@ -46,7 +48,7 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      epilog=__doc__.split("\n\n", 1)[1],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--arch", default="reference", choices=("reference", "paper"),
+    parser.add_argument("--arch", default="reference", choices=ARCHS,
                         help="the reference's conv nets, or the paper's networks (--arch of "
                              "trainer.py) trained with its recipe")
     parser.add_argument("--image_shape", type=int, nargs=3, default=[28, 28, 1])
@@ -55,7 +57,7 @@ def parse_args(argv=None):
     parser.add_argument("--deconv_type", default="bilinear")
     parser.add_argument("--norm_type", default="batch")
     parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"],
-                        choices=("fp32", "bf16", "fp16"),
+                        choices=PRECISIONS,
                         help="fp16 runs on GPUs; on CPUs TensorFlow computes it without oneDNN")
     parser.add_argument("--train_batches", type=int, nargs="+", default=None,
                         help="default: 32 128, the paper's 100")
@@ -155,23 +157,23 @@ def _timed(run_once, batch_size, seconds, smoke):
     return count / (time.time() - start)
 
 
-def model_config(args):
-    import model as ssgan
-    return ssgan.ModelConfig(tuple(args.image_shape), args.num_classes, args.n_z,
-                             args.norm_type, args.deconv_type, 0.9, args.arch)
+def model_config(args, fast_convolutions=True):
+    import model
+    from config import BN_DECAY
+    return model.ModelConfig(tuple(args.image_shape), args.num_classes, args.n_z,
+                             args.norm_type, args.deconv_type, BN_DECAY, args.arch,
+                             fast_convolutions=fast_convolutions)
 
 
-PAPER_LEARNING_RATE = 0.003
-PAPER_EMA_DECAY = 0.9999
-
-
-def _training_graph(args, batch_size, precision_name):
-    """(d_fetch, g_fetch) of one D step and one G step, as the trainer builds them."""
+def _training_graph(args, batch_size, precision_name, fast_convolutions=True):
+    """(d_fetch, g_fetch) of one D step and one G step, as the trainer builds them
+    with the recipe of --arch (the paper's MNIST script's for paper)."""
     import tensorflow.compat.v1 as tf
-    import improved_gan
-    import model as ssgan
+    import losses as losses_lib
+    import model
     import precision
-    from config import REFERENCE_CLIP_NORM
+    import train_ops
+    from config import ADAM_BETA1, PAPER_COMMON, PAPER_SCRIPTS, REFERENCE_CLIP_NORM
     step = tf.train.get_or_create_global_step()
 
     def images():
@@ -180,40 +182,41 @@ def _training_graph(args, batch_size, precision_name):
     dtype = precision.DTYPES[precision_name]
     loss_scaling = precision.needs_loss_scale(precision_name)
     if args.arch == "paper":
-        model = ssgan.build_model(images(), labels, model_config(args), training=True,
-                                  unlabeled_images=images(), matching_images=images(),
-                                  dtype=dtype)
-        losses = improved_gan.build_losses(model)
-        optim = ssgan.OptimConfig(PAPER_LEARNING_RATE, PAPER_LEARNING_RATE, 0.5, 0.0,
-                                  ema_decay=PAPER_EMA_DECAY, loss_scaling=loss_scaling,
-                                  optimizer="paper_adam")
+        net = model.build_model(images(), labels, model_config(args, fast_convolutions),
+                                training=True, unlabeled_images=images(),
+                                matching_images=images(), dtype=dtype)
+        losses = losses_lib.build_improved_gan_losses(net)
+        rate = PAPER_SCRIPTS["MNIST"].learning_rate
+        optim = train_ops.OptimConfig(rate, rate, ADAM_BETA1, PAPER_COMMON["clip_norm"],
+                                      ema_decay=PAPER_COMMON["ema_decay"],
+                                      loss_scaling=loss_scaling,
+                                      optimizer=PAPER_COMMON["optimizer"])
     else:
-        model = ssgan.build_model(images(), labels, model_config(args), training=True,
-                                  dtype=dtype)
-        losses = ssgan.build_losses(model, step)
-        optim = ssgan.OptimConfig(1e-4, 1e-4, 0.5, REFERENCE_CLIP_NORM,
-                                  loss_scaling=loss_scaling)
-    ops = ssgan.build_train_ops(losses, step, optim)
-    return [ops.d_train, losses.d_loss], [ops.g_train, losses.g_loss]
+        net = model.build_model(images(), labels, model_config(args, fast_convolutions),
+                                training=True, dtype=dtype)
+        losses = losses_lib.build_ssgan_losses(net, step)
+        optim = train_ops.OptimConfig(1e-4, 1e-4, ADAM_BETA1, REFERENCE_CLIP_NORM,
+                                      loss_scaling=loss_scaling)
+    built = train_ops.build_train_ops(losses, step, optim)
+    return [built.d_train, losses.d_loss], [built.g_train, losses.g_loss]
 
 
 def _reference_and_executed(count):
-    """count() -- FLOPs of a graph it builds -- in a graph of the reference's
-    formulation, then in one as executed."""
-    import contextlib
+    """count(fast_convolutions) -- FLOPs of a graph it builds -- in a graph of
+    the reference's formulation, then in one as executed."""
     import tensorflow.compat.v1 as tf
-    import ops
     counts = []
-    for form in (ops.reference_convolutions, contextlib.nullcontext):
-        with tf.Graph().as_default(), form():
-            counts.append(count())
+    for fast in (False, True):
+        with tf.Graph().as_default():
+            counts.append(count(fast))
     return counts
 
 
 def training_flops(args, batch_size):
     """(model, executed) FLOPs per training instance: the mean of a D and a G step."""
-    return _reference_and_executed(lambda: sum(
-        graph_flops(f) for f in _training_graph(args, batch_size, "fp32")) / 2.0 / batch_size)
+    return _reference_and_executed(lambda fast: sum(
+        graph_flops(f) for f in _training_graph(args, batch_size, "fp32", fast))
+        / 2.0 / batch_size)
 
 
 def bench_training(args, batch_size, precision_name):
@@ -226,22 +229,23 @@ def bench_training(args, batch_size, precision_name):
                           args.seconds, args.smoke)
 
 
-def _inference_graph(args, batch_size, precision_name):
+def _inference_graph(args, batch_size, precision_name, fast_convolutions=True):
     import tensorflow.compat.v1 as tf
-    import model as ssgan
+    import model
     import precision
     dtype = precision.DTYPES[precision_name]
     images = tf.random_uniform([batch_size] + args.image_shape, -1.0, 1.0)
     with tf.variable_scope(tf.get_variable_scope(),
                            custom_getter=precision.variable_getter(dtype)):
-        logits = ssgan.networks(model_config(args))[0](tf.cast(images, dtype), training=False)
+        discriminator = model.networks(model_config(args, fast_convolutions))[0]
+        logits = discriminator(tf.cast(images, dtype), training=False)
     return tf.argmax(logits[:, :args.num_classes], axis=1)
 
 
 def inference_flops(args, batch_size):
     """(model, executed) FLOPs per inference instance."""
-    return _reference_and_executed(lambda: graph_flops(
-        [_inference_graph(args, batch_size, "fp32")]) / float(batch_size))
+    return _reference_and_executed(lambda fast: graph_flops(
+        [_inference_graph(args, batch_size, "fp32", fast)]) / float(batch_size))
 
 
 def bench_inference(args, batch_size, precision_name):

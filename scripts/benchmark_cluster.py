@@ -17,6 +17,10 @@ import sys
 import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from datasets import DATA_DIR  # noqa: E402
+
 RATE = re.compile(r"\[train step +\d+\] .* ([\d.]+) instances/sec\)")
 
 
@@ -29,7 +33,7 @@ def mean_rate(log_path):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dataset", default="MNIST")
-    parser.add_argument("--data_dir", default="datasets")
+    parser.add_argument("--data_dir", default=DATA_DIR)
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     args = parser.parse_args(argv)

@@ -18,6 +18,9 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from datasets import DATA_DIR  # noqa: E402
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
@@ -26,7 +29,7 @@ def parse_args(argv=None):
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog=__doc__.split("\n\n", 1)[1])
     parser.add_argument("--dataset", help="prepared dataset name or folder (default: synthetic)")
-    parser.add_argument("--data_dir", default="datasets", help="(default: %(default)s)")
+    parser.add_argument("--data_dir", default=DATA_DIR, help="(default: %(default)s)")
     parser.add_argument("--num_examples", type=int, default=70000,
                         help="size of the synthetic dataset (default: %(default)s)")
     parser.add_argument("--batch_sizes", type=int, nargs="+", default=[32, 128])

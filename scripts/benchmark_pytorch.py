@@ -1,5 +1,5 @@
-"""The same models trained in PyTorch on the CPU: the comparison the README's
-speed section quotes. PyTorch is not a dependency of this project; install
+"""The same models trained in PyTorch on the CPU: the comparison docs/performance.md
+quotes. PyTorch is not a dependency of this project; install
 it separately (pip install torch).
 
     OMP_NUM_THREADS=2 python scripts/benchmark_pytorch.py --variant eager --threads 2

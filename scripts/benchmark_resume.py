@@ -28,23 +28,22 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import numpy as np  # noqa: E402
-import tensorflow.compat.v1 as tf  # noqa: E402
-
-import input_ops  # noqa: E402
-from datasets import store  # noqa: E402
+from datasets import DATA_DIR  # noqa: E402
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dataset", default="MNIST")
-    parser.add_argument("--data_dir", default="datasets")
+    parser.add_argument("--data_dir", default=DATA_DIR)
     parser.add_argument("--steps", type=int, nargs="+", default=[0, 12000, 300000])
     parser.add_argument("--batch_size", type=int, default=100)
     parser.add_argument("--num_labeled", type=int, default=100)
     parser.add_argument("--trainer", action="store_true",
                         help="time trainer.py resuming at each step (see above)")
     args = parser.parse_args(argv)
+    import tensorflow.compat.v1 as tf  # after the flags: --help answers at once
+    import input_ops
+    from datasets import store
     tf.disable_v2_behavior()
     if args.trainer:
         return time_trainer(args)
@@ -86,6 +85,8 @@ def trainer(args, run_dir, steps):
 def checkpoint_at(source, target, step):
     """Copies run folder `source` to `target` with its checkpoint renamed to
     model-<step> and its global step set to `step`."""
+    import numpy as np
+    import tensorflow.compat.v1 as tf
     shutil.copytree(source, target)
     for name in os.listdir(target):
         if name.startswith("model-") or name == "checkpoint":

@@ -7,17 +7,18 @@ import glob
 import os
 import re
 import shutil
-import subprocess
 import signal
+import subprocess
 import sys
 import time
 
 import pytest
 import tensorflow.compat.v1 as tf
 
-import device
+import train_loop
 import trainer
-from config import ConfigError
+from config import parse_train_config
+from errors import ConfigError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MULTI = {"RANK_SIZE": "2", "RANK_TABLE_FILE": "/tmp/rank_table.json", "JOB_ID": "77",
@@ -27,48 +28,6 @@ MULTI = {"RANK_SIZE": "2", "RANK_TABLE_FILE": "/tmp/rank_table.json", "JOB_ID": 
 def records():
     import npu_bridge
     return npu_bridge.CALLS, npu_bridge.EXECUTED
-
-
-def test_npu_session_config(standins):
-    config = device.session_config("npu", "allow_mix_precision")
-    RewriterConfig = type(config.graph_options.rewrite_options)
-    rewrite = config.graph_options.rewrite_options
-    assert [o.name for o in rewrite.custom_optimizers] == ["NpuOptimizer"]
-    params = rewrite.custom_optimizers[0].parameter_map
-    assert params["use_off_line"].b is True
-    assert params["precision_mode"].s == b"allow_mix_precision"
-    assert rewrite.remapping == RewriterConfig.OFF
-    assert rewrite.memory_optimization == RewriterConfig.OFF
-    assert config.allow_soft_placement and not config.log_device_placement
-    default = device.session_config("npu").graph_options.rewrite_options.custom_optimizers[0]
-    assert "precision_mode" not in default.parameter_map  # the adapter's default
-    with pytest.raises(ConfigError, match="--precision_mode must be one of"):
-        device.session_config("npu", "fp8")
-    with pytest.raises(ConfigError, match="no meaning on the CPU"):
-        device.session_config("cpu", "allow_mix_precision")
-
-
-def test_auto_picks_the_npu_only_when_adapter_and_device_are_there():
-    pick = device.resolve_device
-    assert pick("auto", environ={}, nodes=["/dev/davinci0"], npu_importable=True) == "npu"
-    assert pick("auto", environ={"ASCEND_DEVICE_ID": "3"}, nodes=[], npu_importable=True) == "npu"
-    assert pick("auto", environ={"DEVICE_ID": "3"}, nodes=[], npu_importable=True) == "npu"
-    assert pick("auto", environ={}, nodes=[], npu_importable=True, gpus=[]) == "cpu"
-    # Ascend devices without a working adapter: an error, not CPU numbers as NPU ones.
-    with pytest.raises(ConfigError, match=r"has Ascend devices \(/dev/davinci0\) but CANN's "
-                                          r"TF adapter does not import .*--device cpu"):
-        pick("auto", environ={}, nodes=["/dev/davinci0"], npu_importable=False, gpus=[])
-    assert pick("cpu", environ={}, nodes=["/dev/davinci0"], npu_importable=False) == "cpu"
-    assert pick("auto", environ={}, nodes=[], npu_importable=False, gpus=["gpu0"]) == "gpu"
-    with pytest.raises(ConfigError, match="no Ascend NPU is usable here"):
-        pick("npu", environ={}, nodes=[], npu_importable=False)
-
-
-def test_a_device_id_without_the_adapter_warns_and_trains_on_the_cpu(caplog):
-    assert device.resolve_device("auto", environ={"ASCEND_DEVICE_ID": "0"}, nodes=[],
-                                 npu_importable=None, gpus=[]) == "cpu"
-    assert "ASCEND_DEVICE_ID is set but CANN's TF adapter does not import (ModuleNotFoundError" \
-        in caplog.text
 
 
 def test_rank_environment():
@@ -93,8 +52,8 @@ def test_rank_environment():
 
 
 def train(args, environ):
-    config, explicit, _ = trainer.parse_train_config(args)
-    return trainer.train(config, explicit, environ=environ)
+    config, explicit, _ = parse_train_config(args)
+    return train_loop.train(config, explicit, environ=environ)
 
 
 def card_environment(tmp_path, rank, job):
@@ -131,7 +90,7 @@ def two_cards(tmp_path, monkeypatch, job, args0, args1):
 
 
 def test_two_cards_train_as_one_and_refuse_to_start_apart(standins, data, tmp_path, monkeypatch,
-                                                         capsys):
+                                                          capsys):
     """Two cards over the stand-in HCCL, which really exchanges values
     between the two processes: both optimizers all-reduced with the
     adapter's loss scaling, one broadcast of the weights, rank 0 alone
@@ -469,14 +428,3 @@ def test_8p_script_needs_a_rank_table(tmp_path):
                              "--data_path=%s" % tmp_path], capture_output=True, text=True,
                             timeout=60, env=env)
     assert result.returncode == 1 and "needs the HCCL rank table" in result.stdout
-
-
-def test_a_save_that_takes_half_of_hccls_timeout_warns(caplog):
-    trainer._warn_if_near_hccl_timeout(900, 40, {})  # default 1836 s: not yet
-    assert "HCCL" not in caplog.text
-    trainer._warn_if_near_hccl_timeout(1000, 40, {})
-    assert "Saving step 40 took 1000 s while the other cards waited; HCCL stops them after " \
-           "HCCL_EXEC_TIMEOUT=1836 s. Raise it (export HCCL_EXEC_TIMEOUT=4000" in caplog.text
-    caplog.clear()
-    trainer._warn_if_near_hccl_timeout(1000, 40, {"HCCL_EXEC_TIMEOUT": "3600"})
-    assert "HCCL" not in caplog.text

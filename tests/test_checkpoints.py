@@ -9,7 +9,7 @@ import sys
 import pytest
 
 import checkpoints
-from config import ConfigError
+from errors import ConfigError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -14,9 +14,11 @@ import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
 
+import checkpoints
 import cluster
-import trainer
-from config import ConfigError
+import train_loop
+from config import parse_train_config
+from errors import ConfigError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HOSTS = {"chief": ["127.0.0.1:1"], "worker": ["127.0.0.1:2", "127.0.0.1:3"],
@@ -24,7 +26,7 @@ HOSTS = {"chief": ["127.0.0.1:1"], "worker": ["127.0.0.1:2", "127.0.0.1:3"],
 
 
 def config_of(args):
-    return trainer.parse_train_config(args)[0]
+    return parse_train_config(args)[0]
 
 
 def test_tf_config_and_flags():
@@ -59,9 +61,9 @@ def test_bad_cluster_descriptions(tf_config, message):
 def test_cluster_needs_a_train_dir_and_no_hccl(data):
     environ = {"TF_CONFIG": json.dumps({"cluster": HOSTS, "task": {"type": "chief",
                                                                    "index": 0}})}
-    config, explicit, _ = trainer.parse_train_config(["--dataset", data["easy"]])
+    config, explicit, _ = parse_train_config(["--dataset", data["easy"]])
     with pytest.raises(ConfigError, match="needs --train_dir"):
-        trainer.train(config, explicit, environ=environ)
+        train_loop.train(config, explicit, environ=environ)
 
 
 def launch(num_workers, log_dir, args):
@@ -125,11 +127,11 @@ def test_two_workers_train_in_lock_step_and_resume(data, tmp_path):
     # cluster it averages the weights that step started from (the variables'
     # snapshot crosses the network before the update) with the decay of the
     # global step before it: min(0.9, (1 + 2) / (10 + 2)).
-    import model as ssgan
+    import model as model_lib
     before, after = (tf.train.load_checkpoint(os.path.join(run_dir, "model-%d" % s))
                      for s in (2, 3))
     decay = min(0.9, 3.0 / 12.0)
-    suffix = "/" + ssgan.EMA_NAME
+    suffix = "/" + model_lib.EMA_NAME
     averages = [n for n in after.get_variable_to_shape_map() if n.endswith(suffix)]
     assert len(averages) > 5
     for name in averages:
@@ -244,7 +246,7 @@ def test_a_cluster_recovers_from_each_task_killed(data, tmp_path):
                    "the chief resuming", launcher)
         resumed = int(re.search(r"Resumed from \S+model-(\d+) at step (\d+)",
                                 read(chief_log)).group(1))
-        assert resumed >= int(newest.rsplit("-", 1)[1]) >= 80
+        assert resumed >= checkpoints.step_of(newest) >= 80
         out, _ = launcher.communicate(timeout=400)
     finally:
         if launcher.poll() is None:
@@ -349,7 +351,6 @@ def test_a_task_that_loses_its_parameter_server_exits_to_be_restarted(data, tmp_
     exits with status 138 (retryable under restartPolicy ExitCode) and says
     why, instead of a traceback and status 1 (a permanent failure there)."""
     from scripts_launch import cluster_spec
-    import trainer
     spec = cluster_spec(1)
     processes = {}
     for job in ("ps", "chief"):
@@ -372,23 +373,24 @@ def test_a_task_that_loses_its_parameter_server_exits_to_be_restarted(data, tmp_
         for p in processes.values():
             if p.poll() is None:
                 p.kill()
-    assert processes["chief"].returncode == trainer.EXIT_CLUSTER_LOST == 138
+    assert processes["chief"].returncode == train_loop.EXIT_CLUSTER_LOST == 138
     assert "Lost contact with the cluster (UnavailableError): a parameter server is gone" in err
     assert "Traceback" not in err
 
 
 def test_the_tfjob_manifest_restarts_what_a_restart_cures():
-    """deploy/tfjob.yaml, whose start the README shows: a TFJob whose
-    replicas restart on the exit statuses a restart cures (128-255: killed,
-    or trainer.py's lost-parameter-server 138) and not on a mistake (2),
-    with trainer commands trainer.py accepts, sharing one mounted run folder."""
+    """deploy/tfjob.yaml, which docs/distributed.md links to and describes: a
+    TFJob whose replicas restart on the exit statuses a restart cures
+    (128-255: killed, or trainer.py's lost-parameter-server 138) and not on a
+    mistake (2), with trainer commands trainer.py accepts, sharing one
+    mounted run folder."""
     import yaml
-    import trainer
     with open(os.path.join(ROOT, "deploy", "tfjob.yaml")) as f:
         manifest_text = f.read()
-    with open(os.path.join(ROOT, "README.md")) as f:
-        blocks = re.findall(r"```yaml\n(.*?)```", f.read(), re.S)
-    assert len(blocks) == 1 and blocks[0] in manifest_text  # the README's is an excerpt
+    with open(os.path.join(ROOT, "docs", "distributed.md")) as f:
+        page = f.read()
+    assert "](../deploy/tfjob.yaml)" in page  # the manifest's one home is the file itself
+    assert "```yaml" not in page
     manifest = yaml.safe_load(manifest_text)
     assert (manifest["apiVersion"], manifest["kind"]) == ("kubeflow.org/v1", "TFJob")
     replicas = manifest["spec"]["tfReplicaSpecs"]
@@ -399,7 +401,7 @@ def test_the_tfjob_manifest_restarts_what_a_restart_cures():
         container = spec["template"]["spec"]["containers"][0]
         command = container["command"]
         assert command[:2] == ["python", "trainer.py"]
-        config, _, unknown = trainer.parse_train_config(command[2:])
+        config, _, unknown = parse_train_config(command[2:])
         assert not unknown
         if name != "PS":
             mounts = [m["mountPath"] for m in container["volumeMounts"]]
@@ -407,4 +409,4 @@ def test_the_tfjob_manifest_restarts_what_a_restart_cures():
             assert any(config.data_dir == m for m in mounts)
             run_dirs.add(config.train_dir)
     assert len(run_dirs) == 1
-    assert 0 < 2 < 128 <= trainer.EXIT_CLUSTER_LOST <= 255
+    assert 0 < 2 < 128 <= train_loop.EXIT_CLUSTER_LOST <= 255

@@ -9,7 +9,8 @@ import sys
 import pytest
 
 import config
-from config import ConfigError, apply_recipe, check_method_flags, parse_train_config
+from config import apply_recipe, check_method_flags, parse_train_config
+from errors import ConfigError
 
 MNIST = ("MNIST", (28, 28, 1), 10, 60000)
 CIFAR10 = ("CIFAR10", (32, 32, 3), 10, 50000)

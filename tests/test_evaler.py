@@ -11,8 +11,9 @@ import pytest
 import tensorflow.compat.v1 as tf
 
 import evaler
+import evaluation
 import input_ops
-import model as ssgan
+import model as model_lib
 from datasets import store
 
 
@@ -25,7 +26,8 @@ def numpy_predictions(run_dir, checkpoint, dataset):
     images, labels = store.read_examples(info, info.splits["test"])
     with tf.Graph().as_default():
         x = tf.constant(images.astype(np.float32) / 255.0 * 2.0 - 1.0)
-        logits = ssgan.Discriminator(10, saved["norm_type"], saved["bn_decay"])(x, training=False)
+        discriminator = model_lib.Discriminator(10, saved["norm_type"], saved["bn_decay"])
+        logits = discriminator(x, training=False)
         with tf.Session() as sess:
             tf.train.Saver().restore(sess, checkpoint)
             values = sess.run(logits)
@@ -60,13 +62,13 @@ def test_accuracy_counts_every_example_once(trained, data, capsys):
 
 
 def evaluate_easy(run_dir, data, batch_size):
-    """evaler.evaluate of the trained run's model-300 on the easy test split
+    """evaluation.evaluate of the trained run's model-300 on the easy test split
     (200 examples): (EvalResult, ids, predictions)."""
     with open(os.path.join(run_dir, "config.json")) as f:
         saved = json.load(f)
     cache = input_ops.prepare_tfrecords(store.open_dataset(data["easy"]), progress=False)
-    return evaler.evaluate(os.path.join(run_dir, "model-300"), evaler.model_config_of(saved),
-                           cache, "test", batch_size)
+    return evaluation.evaluate(os.path.join(run_dir, "model-300"), model_lib.config_of_run(saved),
+                               cache, "test", batch_size)
 
 
 def test_a_padded_last_batch_changes_nothing(trained, data, monkeypatch):
@@ -74,7 +76,7 @@ def test_a_padded_last_batch_changes_nothing(trained, data, monkeypatch):
     # to 64 rows, and the padding is neither counted nor returned.
     run_dir, _ = trained
     shapes = []
-    networks = ssgan.networks
+    networks = model_lib.networks
 
     def recording_networks(config):
         discriminator, generator = networks(config)
@@ -83,7 +85,7 @@ def test_a_padded_last_batch_changes_nothing(trained, data, monkeypatch):
             shapes.append(images.shape.as_list())
             return discriminator(images, training=training)
         return recording_discriminator, generator
-    monkeypatch.setattr(ssgan, "networks", recording_networks)
+    monkeypatch.setattr(model_lib, "networks", recording_networks)
     padded, padded_ids, padded_predictions = evaluate_easy(run_dir, data, 64)
     whole, whole_ids, whole_predictions = evaluate_easy(run_dir, data, 50)  # 200 = 4*50
     assert shapes == [[64, 16, 16, 1], [50, 16, 16, 1]]  # static batch dimensions
@@ -106,7 +108,7 @@ def test_padding_stays_out_of_minibatch_discrimination(trained, data, monkeypatc
     # With minibatch discrimination each example's logits depend on the
     # other rows of its batch, so the last batch's padding must not be
     # among them. A stand-in for such a D predicts (rows in its batch) mod 10.
-    networks = ssgan.networks
+    networks = model_lib.networks
 
     def batch_mixing_networks(config):
         discriminator, generator = networks(config)
@@ -120,14 +122,14 @@ def test_padding_stays_out_of_minibatch_discrimination(trained, data, monkeypatc
                 return logits * 0 + 1000 * tf.one_hot(
                     tf.fill([rows], rows % 10), int(logits.shape[1]))
         return BatchMixing(), generator
-    monkeypatch.setattr(ssgan, "networks", batch_mixing_networks)
+    monkeypatch.setattr(model_lib, "networks", batch_mixing_networks)
     result, ids, predictions = evaluate_easy(trained[0], data, 64)
     assert result.num_examples == len(ids) == len(set(ids)) == 200
     assert predictions.tolist() == [64 % 10] * 192 + [8] * 8
 
 
 def test_summarize_by_hand():
-    result = evaler.summarize([0, 0, 1, 2, 2, 2], [0, 1, 1, 2, 0, 2], 4, 2.0)
+    result = evaluation.summarize([0, 0, 1, 2, 2, 2], [0, 1, 1, 2, 0, 2], 4, 2.0)
     assert result.num_correct == 4 and result.accuracy == pytest.approx(4 / 6)
     assert result.per_class_accuracy == [0.5, 1.0, pytest.approx(2 / 3), None]
     assert result.confusion_matrix[2] == [1, 0, 2, 0]

@@ -8,7 +8,7 @@ import pytest
 import tensorflow.compat.v1 as tf
 
 import export
-import model as ssgan
+import model as model_lib
 
 
 def load_frozen(path):
@@ -20,7 +20,7 @@ def load_frozen(path):
 
 def checkpoint_outputs(checkpoint, images):
     with tf.Graph().as_default():
-        logits = ssgan.Discriminator(10, "batch", 0.9)(tf.constant(images), training=False)
+        logits = model_lib.Discriminator(10, "batch", 0.9)(tf.constant(images), training=False)
         with tf.Session() as sess:
             tf.train.Saver().restore(sess, checkpoint)
             return sess.run(logits)[:, :10]

@@ -17,6 +17,7 @@ import numpy as np
 import tensorflow.compat.v1 as tf
 
 import checkpoints
+import run_folder
 import trainer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -90,7 +91,7 @@ def kill_at(mode, rng, process, run_dir):
 
 
 def lock_is_free(run_dir):
-    path = os.path.join(run_dir, trainer.LOCK_FILE)
+    path = os.path.join(run_dir, run_folder.LOCK_FILE)
     if not os.path.isfile(path):
         return True
     with open(path) as handle:

@@ -41,10 +41,8 @@ def test_upsample_conv_equals_resize_then_conv(method, size):
         y = ops.upsample_conv2d(inputs, 4, method, name="up")
         with tf.variable_scope("up/conv", reuse=True):
             w, b = tf.get_variable("weights"), tf.get_variable("biases")
-        with ops.reference_convolutions(), \
-                tf.variable_scope(tf.get_variable_scope(), reuse=True):
-            plain = ops.upsample_conv2d(inputs, 4, method, name="up")
-        assert ops.FAST_UPSAMPLE_CONV and ops.FAST_SMALL_CONV
+        with tf.variable_scope(tf.get_variable_scope(), reuse=True):
+            plain = ops.upsample_conv2d(inputs, 4, method, name="up", fast=False)
         assert [op.type for op in plain.graph.get_operations() if op.type == "Conv2D"] == ["Conv2D"]
         resize = tf.image.resize_bilinear if method == "bilinear" else \
             tf.image.resize_nearest_neighbor
@@ -70,8 +68,7 @@ def test_the_resize_path_keeps_bfloat16_and_avoids_tf115s_missing_kernel(method)
     x = np.random.RandomState(0).randn(2, 3, 3, 4).astype(np.float32)
     with tf.Graph().as_default() as graph:
         inputs = tf.cast(tf.constant(x), tf.bfloat16)
-        with ops.reference_convolutions():
-            y = ops.upsample_conv2d(inputs, 5, method, name="up")
+        y = ops.upsample_conv2d(inputs, 5, method, name="up", fast=False)
         resized = ops._resize(inputs, [6, 6], method)
         assert y.dtype == resized.dtype == tf.bfloat16
         assert not [op for op in graph.get_operations() if op.type == "ResizeNearestNeighbor"
@@ -86,7 +83,7 @@ def test_the_resize_path_keeps_bfloat16_and_avoids_tf115s_missing_kernel(method)
 
 
 @pytest.mark.parametrize("size, k, s", [((2, 2), 3, 2), ((1, 1), 3, 2), ((1, 1), 1, 1),
-                                         ((2, 1), 3, 2), ((3, 3), 3, 3), ((3, 3), 3, 2)])
+                                        ((2, 1), 3, 2), ((3, 3), 3, 3), ((3, 3), 3, 2)])
 def test_conv_onto_one_pixel_equals_tf_conv(size, k, s):
     # D's last convolutions (2x2 -> 1x1, then 1x1 convs) run as one matmul of
     # the taps that meet the image; it must be TF's 'SAME' convolution.
@@ -218,7 +215,7 @@ def test_weight_norm_is_g_times_v_over_its_norm_values_and_gradients(kind):
         dg_want = (dw_np[0] * direction).sum(axis=other)
         scale = g_np.reshape(shape) / norm
         dv_want = scale * (dw_np[0] - direction * (dw_np[0] * direction).sum(axis=other,
-                                                                              keepdims=True))
+                                                                             keepdims=True))
         dv, dg, dx = sess.run(grads)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(dg, dg_want, rtol=1e-4, atol=1e-5)
@@ -258,3 +255,62 @@ def test_gaussian_noise_scales_and_switches_off_at_inference():
         noisy, clean = run([ops.gaussian_noise(x, 0.5, True), ops.gaussian_noise(x, 0.5, False)])
     assert abs(noisy.std() - 0.5) < 0.02 and abs(noisy.mean() - 3.0) < 0.02
     assert (clean == 3.0).all()
+
+
+# The paper's layers: weight normalisation, minibatch discrimination.
+
+def _init_then_apply(layer, x):
+    """Runs the layer's data-dependent init on x, then returns its normal
+    output on the same x."""
+    with tf.variable_scope("layer", reuse=tf.AUTO_REUSE):
+        layer(x, True)
+        init_ops = tf.get_collection(ops.WEIGHT_NORM_INIT)
+        y = layer(x, False)
+    with tf.Session() as sess:
+        sess.run(tf.global_variables_initializer())
+        sess.run(init_ops)
+        return sess.run(y)
+
+
+@pytest.mark.parametrize("kind", ["dense", "conv", "deconv", "dense_0.1"])
+def test_weight_norm_init_gives_unit_variance_pre_activations(kind):
+    rs = np.random.RandomState(0)
+    with tf.Graph().as_default():
+        if kind.startswith("dense"):
+            x = tf.constant(rs.normal(3.0, 5.0, (200, 30)).astype(np.float32))
+            stdv = 0.1 if kind == "dense_0.1" else 1.0
+            y = _init_then_apply(lambda x, init: ops.weight_norm_dense(
+                x, 20, init=init, init_stdv=stdv), x)
+            axes = 0
+        else:
+            stdv = 1.0
+            x = tf.constant(rs.normal(-2.0, 4.0, (16, 8, 8, 3)).astype(np.float32))
+            layer = ops.weight_norm_conv2d if kind == "conv" else \
+                ops.weight_norm_conv2d_transpose
+            y = _init_then_apply(lambda x, init: layer(x, 6, init=init), x)
+            axes = (0, 1, 2)
+    np.testing.assert_allclose(y.mean(axis=axes), 0.0, atol=1e-4)
+    np.testing.assert_allclose(y.std(axis=axes), stdv, rtol=1e-3)
+
+
+def test_minibatch_discrimination_shapes_and_batch_dependence():
+    rs = np.random.RandomState(1)
+    batch = rs.normal(size=(6, 10)).astype(np.float32)
+    with tf.Graph().as_default():
+        x = tf.placeholder(tf.float32, [None, 10])
+        with tf.variable_scope("mb", reuse=tf.AUTO_REUSE):
+            ops.minibatch_discrimination(x, num_kernels=7, dim_per_kernel=3, init=True)
+            init_ops = tf.get_collection(ops.WEIGHT_NORM_INIT)
+            y = ops.minibatch_discrimination(x, num_kernels=7, dim_per_kernel=3)
+        assert y.shape.as_list() == [None, 17]
+        with tf.Session() as sess:
+            sess.run(tf.global_variables_initializer())
+            sess.run(init_ops, {x: batch})
+            out = sess.run(y, {x: batch})
+            other = batch.copy()
+            other[1:] = batch[1]  # the rest of the batch collapses onto one example
+            out_other = sess.run(y, {x: other})
+    np.testing.assert_array_equal(out[:, :10], batch)  # the features pass through
+    np.testing.assert_allclose(out[:, 10:].mean(axis=0), 0.0, atol=1e-5)  # init: mean 0
+    # example 0 is unchanged, but what it sees of the batch is not
+    assert not np.allclose(out[0, 10:], out_other[0, 10:])

@@ -5,17 +5,21 @@ import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
 
-import device
-import model as ssgan
+import losses as losses_lib
+import model as model_lib
 import precision
+import train_loop
+import train_ops as train_ops_lib
 import trainer
-from config import ConfigError
+from config import ADAM_BETA1, REFERENCE_CLIP_NORM
+from config import parse_train_config
+from errors import ConfigError
 from test_ascend import MULTI
 
 CONFIGS = {
-    "reference": ssgan.ModelConfig((16, 16, 1), 4, 16, "batch", "bilinear", 0.9),
-    "paper": ssgan.ModelConfig((16, 16, 1), 4, 16, "batch", "bilinear", 0.9, "paper", "",
-                               5),
+    "reference": model_lib.ModelConfig((16, 16, 1), 4, 16, "batch", "bilinear", 0.9),
+    "paper": model_lib.ModelConfig((16, 16, 1), 4, 16, "batch", "bilinear", 0.9, "paper", "",
+                                   5),
 }
 # Norm-wise relative error allowed against float32, for the outputs (a few
 # units of each dtype's rounding, 2^-8 for bfloat16 and 2^-11 for float16,
@@ -47,14 +51,14 @@ def build_paths(config, dtypes):
     step = tf.train.get_or_create_global_step()
     paths = {}
     for dtype in dtypes:
-        model = ssgan.build_model(images, labels, config, training=config.arch != "paper", z=z,
-                                  dtype=dtype)
-        losses = ssgan.build_losses(model, step)
-        d_vars, g_vars = ssgan.split_variables()
+        model = model_lib.build_model(images, labels, config, training=config.arch != "paper", z=z,
+                                      dtype=dtype)
+        losses = losses_lib.build_ssgan_losses(model, step)
+        d_vars, g_vars = train_ops_lib.split_variables()
         # float16 gradients are taken of a scaled loss, as training does
         # (small gradients would otherwise underflow float16).
         scale = 1024.0 if dtype == tf.float16 else 1.0
-        paths[dtype] = dict(logits=model.real_logits, fake_logits=model.fake_logits,
+        paths[dtype] = dict(logits=model.unlabeled_logits, fake_logits=model.fake_logits,
                             fake=model.fake_images, d_loss=losses.d_loss, g_loss=losses.g_loss,
                             d_grads=[g / scale for g in tf.gradients(scale * losses.d_loss,
                                                                      d_vars)],
@@ -91,7 +95,7 @@ def test_reduced_precision_matches_float32_on_a_fixed_batch(arch):
             # direction. Single small ones (a bias's sum over the batch and
             # the map) can be off by more.
             flat = [np.concatenate([g.ravel() for g in grads]) for grads in (got[name],
-                                                                              want[name])]
+                                                                             want[name])]
             assert relative_error(*flat) < grad_bound, (dtype.name, name)
         # and not trivially: reduced precision does round.
         assert relative_error(got["logits"], want["logits"]) > 0
@@ -120,10 +124,10 @@ def test_float16_training_recovers_from_an_overflow_step(optimizer):
         images = tf.constant(rs.uniform(-1, 1, (BATCH,) + config.image_shape).astype(np.float32))
         labels = tf.constant(rs.randint(0, config.num_classes, BATCH))
         step = tf.train.get_or_create_global_step()
-        model = ssgan.build_model(images, labels, config, training=True, dtype=tf.float16)
-        losses = ssgan.build_losses(model, step)
-        ops = ssgan.build_train_ops(losses, step, ssgan.OptimConfig(
-            1e-3, 1e-3, 0.5, 20.0, loss_scaling=True, optimizer=optimizer))
+        model = model_lib.build_model(images, labels, config, training=True, dtype=tf.float16)
+        losses = losses_lib.build_ssgan_losses(model, step)
+        ops = train_ops_lib.build_train_ops(losses, step, train_ops_lib.OptimConfig(
+            1e-3, 1e-3, ADAM_BETA1, REFERENCE_CLIP_NORM, loss_scaling=True, optimizer=optimizer))
         with tf.variable_scope("d_optimize_loss_scale", reuse=True):
             loss_scale = tf.get_variable("loss_scale", dtype=tf.float32)
         d_state = ops.d_vars + [v for v in tf.global_variables() if "d_optimize_adam" in v.name]
@@ -165,43 +169,6 @@ def test_missing_kernel_is_a_clear_error():
     precision.check_kernels(tf.float32, "cpu", lambda: 1 / 0)  # float32: nothing to check
 
 
-def test_trainer_checks_the_precision_on_its_device(data):
-    config, _, _ = trainer.parse_train_config(["--dataset", data["easy"], "--precision", "fp16"])
-    with pytest.raises(ConfigError, match="--precision fp16 is for GPUs"):
-        trainer.check_precision(config, "cpu")
-    assert trainer.check_precision(config, "gpu") == config
-    bf16 = config._replace(precision="bf16")
-    with pytest.raises(ConfigError, match="no bfloat16 mode"):
-        trainer.check_precision(bf16, "npu")
-    assert trainer.check_precision(config, "npu").precision_mode == "allow_mix_precision"
-    # fp32 means the 910's nearest to float32, unless --precision_mode names another mode.
-    fp32 = config._replace(precision="fp32")
-    assert trainer.check_precision(fp32, "npu").precision_mode == "force_fp32"
-    model_card = fp32._replace(precision_mode="allow_fp32_to_fp16")
-    assert trainer.check_precision(model_card, "npu").precision_mode == "allow_fp32_to_fp16"
-    with pytest.raises(ConfigError, match="--precision_mode must be one of"):
-        trainer.check_precision(fp32._replace(precision_mode="fp8"), "npu")
-    # Every mode that feeds the 910's matrix unit float16 gets loss scaling.
-    assert [m for m in precision.NPU_MODE_MEANING if not precision.npu_loss_scaling(m)] == \
-        ["must_keep_origin_dtype"]
-    with pytest.raises(ConfigError, match="means precision_mode allow_mix_precision on the NPU"):
-        trainer.check_precision(config._replace(precision_mode="force_fp32"), "npu")
-
-
-def test_bf16_on_a_cpu_without_bf16_arithmetic_warns(data, tmp_path, caplog):
-    config, _, _ = trainer.parse_train_config(["--dataset", data["easy"], "--precision", "bf16"])
-    old_cpu, new_cpu = tmp_path / "old", tmp_path / "new"
-    old_cpu.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f fma\n")
-    new_cpu.write_text("processor\t: 0\nflags\t\t: fpu avx512f avx512_bf16 amx_bf16\n")
-    assert precision.cpu_has_native_bf16(str(old_cpu)) is False
-    assert precision.cpu_has_native_bf16(str(new_cpu)) is True
-    assert precision.cpu_has_native_bf16(str(tmp_path / "none")) is None
-    trainer.check_precision(config, "cpu", str(new_cpu))
-    assert "no bfloat16 arithmetic" not in caplog.text
-    trainer.check_precision(config, "cpu", str(old_cpu))
-    assert "this CPU has no bfloat16 arithmetic" in caplog.text
-
-
 def test_bf16_run_trains_and_saves_float32_variables(data, tmp_path, capsys):
     run_dir = str(tmp_path / "bf16")
     assert trainer.main(["--dataset", data["easy"], "--train_dir", run_dir, "--precision",
@@ -217,20 +184,20 @@ def test_bf16_run_trains_and_saves_float32_variables(data, tmp_path, capsys):
 
 
 def test_fp16_on_the_npu_reaches_the_adapter_with_loss_scaling(standins, data, tmp_path,
-                                                                monkeypatch):
+                                                               monkeypatch):
     made = []
-    real = device.session_config
+    real = train_loop.session_config
 
     def recording(dev, precision_mode=None):
         made.append((dev, precision_mode))
         return real(dev, precision_mode)
-    monkeypatch.setattr(device, "session_config", recording)
+    monkeypatch.setattr(train_loop, "session_config", recording)
     run_dir = str(tmp_path / "npu")
     environ = dict(MULTI, RANK_SIZE="1", RANK_ID="0")
-    config, explicit, _ = trainer.parse_train_config(
+    config, explicit, _ = parse_train_config(
         ["--dataset", data["easy"], "--train_dir", run_dir, "--max_training_steps", "2",
          "--device", "npu", "--precision", "fp16"])
-    assert trainer.train(config, explicit, environ=environ) == 0
+    assert train_loop.train(config, explicit, environ=environ) == 0
     assert made == [("npu", "allow_mix_precision")]
     reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(run_dir))
     names = reader.get_variable_to_dtype_map()

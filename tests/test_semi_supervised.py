@@ -9,9 +9,14 @@ import shutil
 
 import numpy as np
 import pytest
+import tensorflow.compat.v1 as tf
 
 import evaler
+import evaluation
+import inference_graph
 import input_ops
+import model as model_lib
+import run_folder
 import trainer
 from datasets import store
 
@@ -36,7 +41,7 @@ def semi_run(data, tmp_path_factory):
 def test_labeled_ids_are_balanced_training_ids_chosen_by_the_seed(semi_run, data):
     run_dir, status = semi_run
     assert status == 0
-    with open(os.path.join(run_dir, trainer.LABELED_IDS_FILE)) as f:
+    with open(os.path.join(run_dir, run_folder.LABELED_IDS_FILE)) as f:
         ids = [line.strip() for line in f]
     info = store.open_dataset(data["easy"])
     train_ids, test_ids = info.splits["train"], info.splits["test"]
@@ -67,9 +72,9 @@ def test_evaler_reports_errors_with_the_moving_average_weights(semi_run, caplog)
     import logging
     caplog.set_level(logging.INFO)
     run_dir, _ = semi_run
-    ema = evaler.run(evaler.parse_args(["--checkpoint", run_dir, "--samples_per_class", "2"]))
-    raw = evaler.run(evaler.parse_args(["--checkpoint", run_dir, "--weights", "raw",
-                                        "--samples_per_class", "0"]))
+    ema = evaluation.run(evaler.parse_args(["--checkpoint", run_dir, "--samples_per_class", "2"]))
+    raw = evaluation.run(evaler.parse_args(["--checkpoint", run_dir, "--weights", "raw",
+                                            "--samples_per_class", "0"]))
     assert ema["weights"] == "ema" and raw["weights"] == "raw"
     assert ema["method"] == "improved_gan" and ema["num_labeled"] == 100
     assert ema["num_examples"] == 200 and ema["errors"] == 200 - ema["num_correct"]
@@ -85,7 +90,6 @@ def test_the_papers_optimisation_and_the_health_scalars(semi_run):
     run_dir, _ = semi_run
     saved = json.load(open(os.path.join(run_dir, "config.json")))
     assert saved["optimizer"] == "paper_adam" and saved["clip_norm"] == 0.0
-    import tensorflow.compat.v1 as tf
     tags = set()
     for path in glob.glob(os.path.join(run_dir, "events.out.tfevents.*")):
         for event in tf.train.summary_iterator(path):
@@ -109,10 +113,24 @@ def test_a_run_from_before_the_optimizer_flag_resumes_with_what_it_had(semi_run,
     assert resumed["optimizer"] == "adam" and resumed["clip_norm"] == 20.0
 
 
-def test_data_dependent_init_and_ema_are_logged(semi_run):
+def test_data_dependent_init_is_logged_and_the_moving_average_saved(semi_run):
     with open(os.path.join(semi_run[0], "train.log")) as f:
         text = f.read()
     assert "Data-dependent initialisation of" in text
+    # every trainable variable of D has a moving average in the checkpoint,
+    # which has moved away from the weights it follows (decay 0.99, 40 steps)
+    reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(semi_run[0]))
+    names = reader.get_variable_to_shape_map()
+    suffix = "/" + model_lib.EMA_NAME
+    averaged = sorted(n[:-len(suffix)] for n in names if n.endswith(suffix))
+    with tf.Graph().as_default():
+        config = model_lib.config_of_run(json.load(open(os.path.join(semi_run[0],
+                                                                     "config.json"))))
+        model_lib.networks(config)[0](tf.zeros([2] + list(config.image_shape)), training=True)
+        d_trainable = sorted(v.op.name for v in tf.trainable_variables())
+    assert averaged == d_trainable
+    assert any(not np.array_equal(reader.get_tensor(n), reader.get_tensor(n + suffix))
+               for n in averaged)
 
 
 @pytest.mark.parametrize("case", ["not a multiple", "too many", "paper on rgb", "smoothing",
@@ -159,16 +177,16 @@ def test_every_method_and_technique_trains(case, data, rgb32, tmp_path):
     with open(os.path.join(run_dir, "train.log")) as f:
         text = f.read()
     assert "[train step   11]" in text and "nan" not in text.lower()
-    report = evaler.run(evaler.parse_args(["--checkpoint", run_dir, "--samples_per_class", "0"]))
+    report = evaluation.run(evaler.parse_args(["--checkpoint", run_dir,
+                                               "--samples_per_class", "0"]))
     assert report["step"] == 20
 
 
 def test_supervised_method_never_trains_g(data, tmp_path):
-    import tensorflow.compat.v1 as tf
     run_dir = str(tmp_path / "run")
     assert trainer.main(SUPERVISED + ["--dataset", data["easy"], "--num_labeled", "100",
                                       "--train_dir", run_dir, "--max_training_steps",
-                                 "10", "--output_save_step", "5"]) == 0
+                                      "10", "--output_save_step", "5"]) == 0
     first = tf.train.load_checkpoint(os.path.join(run_dir, "model-5"))
     last = tf.train.load_checkpoint(os.path.join(run_dir, "model-10"))
     names = [n for n, _ in tf.train.list_variables(os.path.join(run_dir, "model-10"))]
@@ -200,17 +218,14 @@ def test_unlabeled_images_beat_the_labels_alone(tmp_path):
         run_dir = str(tmp_path / method)
         assert trainer.main(common + ["--method", method, "--max_training_steps", str(steps),
                                       "--train_dir", run_dir]) == 0
-        accuracy[method] = evaler.run(evaler.parse_args(
+        accuracy[method] = evaluation.run(evaler.parse_args(
             ["--checkpoint", run_dir, "--samples_per_class", "0"]))["accuracy"]
     assert accuracy["improved_gan"] >= accuracy["supervised"] + 0.10, accuracy
 
 
 def test_export_freezes_the_moving_average_weights(semi_run, tmp_path):
-    import tensorflow.compat.v1 as tf
-    import export
-    import model as ssgan
     run_dir = semi_run[0]
-    checkpoint = export.export(run_dir, str(tmp_path / "d.pb"))
+    checkpoint = inference_graph.export(run_dir, str(tmp_path / "d.pb"))
     graph_def = tf.GraphDef()
     with open(str(tmp_path / "d.pb"), "rb") as f:
         graph_def.ParseFromString(f.read())
@@ -222,10 +237,10 @@ def test_export_freezes_the_moving_average_weights(semi_run, tmp_path):
 
     def restored(use_ema):
         with tf.Graph().as_default():
-            config = evaler.model_config_of(json.load(open(os.path.join(run_dir,
-                                                                        "config.json"))))
-            out = ssgan.networks(config)[0](tf.constant(images), training=False)
-            names = ssgan.ema_restore_map(tf.global_variables(), use_ema)
+            config = model_lib.config_of_run(json.load(open(os.path.join(run_dir,
+                                                                         "config.json"))))
+            out = model_lib.networks(config)[0](tf.constant(images), training=False)
+            names = model_lib.ema_restore_map(tf.global_variables(), use_ema)
             with tf.Session() as sess:
                 tf.train.Saver(names).restore(sess, checkpoint)
                 return sess.run(out)[:, :10]
@@ -236,7 +251,7 @@ def test_export_freezes_the_moving_average_weights(semi_run, tmp_path):
 def test_a_second_trainer_on_a_run_folder_is_refused(semi_run, data, capsys):
     """Two trainers must not write one run folder (a script started twice)."""
     run_dir = semi_run[0]
-    held = trainer.lock_run_dir(run_dir)
+    held = run_folder.lock_run_dir(run_dir)
     try:
         assert trainer.main(["--dataset", data["easy"], "--train_dir", run_dir,
                              "--max_training_steps", "60"]) == 2
@@ -250,7 +265,6 @@ def test_the_same_seed_trains_the_same_weights(data, tmp_path):
     """Reproducible bit for bit: nothing in a step races (an optimizer that
     updated a weight while a gradient still to be computed read it made
     runs differ, and blew some up)."""
-    import tensorflow.compat.v1 as tf
     weights = []
     for name in ("a", "b"):
         run_dir = str(tmp_path / name)
@@ -273,7 +287,6 @@ def test_a_resumed_run_trains_the_same_weights_as_an_uninterrupted_one(num_label
     random ops (the paper's noise layers, G's z) start their sequences again
     in a resumed process, so runs with them (and G's batch-norm statistics,
     which its random samples move) continue alike but not bit for bit."""
-    import tensorflow.compat.v1 as tf
     common = ["--dataset", data["easy"], "--method", "supervised", "--arch", "reference",
               "--num_labeled", num_labeled, "--seed", "3", "--output_save_step", "12",
               "--batch_size", "30", "--ema_decay", "0.9"]

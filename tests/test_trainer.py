@@ -15,6 +15,8 @@ import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
 
+import checkpoints
+import train_loop
 import trainer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -28,6 +30,7 @@ MODEL_CARD_LINE = ("[2021-12-10 13:42:13,501]  [train step 44871] Supervised los
                    "D loss: 0.55640 G loss: -0.00838 Accuracy: 1.00000 (0.021 sec/batch, "
                    "1546.661 instances/sec) ")
 
+
 def step_lines(run_dir):
     with open(os.path.join(run_dir, "train.log")) as f:
         return [LINE.match(line.rstrip("\n")) for line in f if "step " in line and "] Sup" in line]
@@ -35,7 +38,7 @@ def step_lines(run_dir):
 
 def test_model_card_line_matches_the_pattern():
     assert LINE.match(MODEL_CARD_LINE)
-    assert trainer.step_line("train", 44871, 0.10064, 0.5564, -0.00838, 1.0, 0.021, 32) \
+    assert train_loop.step_line("train", 44871, 0.10064, 0.5564, -0.00838, 1.0, 0.021, 32) \
         .startswith(" [train step 44871] Supervised loss: 0.10064 D loss: 0.55640 G loss: "
                     "-0.00838 Accuracy: 1.00000 (0.021 sec/batch, 1523.810 instances/sec) ")
 
@@ -95,16 +98,18 @@ def test_interrupted_run_saves_and_resumes_at_the_right_step(data, tmp_path):
                                stderr=subprocess.PIPE, text=True)
     log_path = os.path.join(run_dir, "train.log")
     deadline = time.time() + 180
-    while time.time() < deadline:
-        if os.path.isfile(log_path) and "[train step   20]" in open(log_path).read():
-            break
+    while not (os.path.isfile(log_path) and "[train step   20]" in open(log_path).read()):
+        if time.time() > deadline or process.poll() is not None:
+            process.kill()
+            pytest.fail("no [train step 20] line within 180 s (exit status %s): %s"
+                        % (process.poll(), process.communicate()[1][-2000:]))
         time.sleep(0.2)
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=120)
     assert process.returncode == 130, err
     stopped = tf.train.latest_checkpoint(run_dir)
     assert stopped, err
-    step = int(stopped.rsplit("-", 1)[1])
+    step = checkpoints.step_of(stopped)
     assert 20 <= step < 5000
     assert "resume with: python trainer.py --train_dir %s" % run_dir in err
     # Resume: the step count continues, and the saved flags are kept.
