@@ -1,12 +1,13 @@
-"""The README's commands are a tested contract.
+"""The documentation's commands are a tested contract.
 
-Every command in the README's ```bash blocks is listed in COMMANDS below,
-and test_every_readme_command_is_listed holds the two together: a command
-added to, changed in or removed from the README fails it until this list
-says how it is tested. Each runnable command is then run as typed, by bash,
-from the root of a fresh copy of the repository (relative paths, as a user
-types them after `cd` into a clone), in README order, on small files in the
-real formats, and checked for what the README says it produces. A run is
+Every command in the ```bash blocks of the README and of the pages in DOCS
+(read in that order, the README first) is listed in COMMANDS below, and
+test_every_readme_command_is_listed holds the two together: a command added
+to, changed in or removed from a page fails it until this list says how it
+is tested. Each runnable command is then run as typed, by bash, from the
+root of a fresh copy of the repository (relative paths, as a user types them
+after `cd` into a clone), in that order, on small files in the real formats,
+and checked for what the page says it produces. A run is
 changed only by
   - placeholders the README asks the reader to fill in (`train_dir/<run>`,
     `/path/to/files`, ...), replaced by what an earlier command made, and
@@ -38,6 +39,15 @@ import fakedata
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 README = os.path.join(ROOT, "README.md")
+# The pages whose commands follow the README's, in this order: an earlier
+# page's commands make what a later page's use (train_dir/<run>, ...).
+DOCS = ("docs/data.md", "docs/training.md", "docs/reproducing.md", "docs/performance.md",
+        "docs/distributed.md", "docs/results.md")
+# The README opens with these two: install, prepare and train; run the tests.
+FIRST_COMMANDS = (
+    "pip install -r requirements.txt && python download.py --dataset MNIST && "
+    "python trainer.py --dataset MNIST",
+    "pip install -r requirements.txt -r requirements-dev.txt && python -m pytest -q tests")
 
 
 # ---- reading the README -----------------------------------------------------
@@ -82,6 +92,20 @@ def readme_commands(text):
     return commands
 
 
+def pages():
+    """The README and the DOCS pages, in order, as paths."""
+    return [README] + [os.path.join(ROOT, page) for page in DOCS]
+
+
+def documented_commands():
+    """readme_commands over the README, then each of DOCS: in order, once each."""
+    commands = []
+    for page in pages():
+        with open(page) as f:
+            commands += [c for c in readme_commands(f.read()) if c not in commands]
+    return commands
+
+
 # ---- the list ---------------------------------------------------------------
 
 # run: the runner (a function below) or None; extra: appended flags;
@@ -103,7 +127,8 @@ SHORT = "--max_training_steps 10"
 
 
 def _commands():
-    """README command -> Case. Functions referred to are defined below."""
+    """Documented command -> Case, in the order of documented_commands().
+    Functions referred to are defined below."""
     return collections.OrderedDict([
         ("pip install -r requirements.txt", not_here(
             "installs from PyPI", ".ci/run (runs it, then this test suite)")),
@@ -142,6 +167,21 @@ def _commands():
         ("tensorboard --logdir train_dir", runs(
             check_tensorboard, "--host 127.0.0.1 --port 0")),
         ("python trainer.py --help", runs(check_help("Recipes:", "paper recipe: 100"))),
+        ("python evaler.py --checkpoint train_dir/<run>", runs(
+            check_evaluated("test"), "", {"train_dir/<run>": "{run}"})),
+        ("python evaler.py --checkpoint train_dir/<run>/model-40000 --split train "
+         "--batch_size 500", runs(check_evaluated("train"), "",
+                                  {"train_dir/<run>/model-40000": "{run}/model-{step}"})),
+        ("python export.py --checkpoint train_dir/<run> --output ssgan.pb", runs(
+            check_exported, "", {"train_dir/<run>": "{run}"})),
+        ("python export.py --checkpoint train_dir/<run> --output ssgan.pb --batch_size 1", runs(
+            check_exported, "", {"train_dir/<run>": "{run}"})),
+        ("atc --model=ssgan.pb --framework=3 --output=ssgan --soc_version=Ascend310 "
+         "--input_shape=\"image:1,28,28,1\" --out_nodes=\"logits:0\"", not_here(
+             "is CANN's model converter (Ascend toolkit)",
+             "tests/test_export.py::test_frozen_graph_round_trip")),
+        ("python scripts/visualize_training.py train_dir/<run>", runs(
+            check_visualized, "", {"train_dir/<run>": "{run}"})),
         ("scripts/reproduce_mnist100.sh", runs(check_reproduced([1]), "--epochs 1")),
         ("scripts/reproduce_mnist100.sh --epochs 50 --seeds 1,2,3",
          runs(check_reproduced([1, 2, 3]), "--epochs 1")),
@@ -159,21 +199,6 @@ def _commands():
         ("OMP_NUM_THREADS=2 python scripts/benchmark_pytorch.py --arch paper --batch 100",
          not_here("needs PyTorch, which is not a dependency (installed separately to compare)",
                   "tests/test_readme.py::test_pytorch_benchmark_without_pytorch_says_so")),
-        ("python evaler.py --checkpoint train_dir/<run>", runs(
-            check_evaluated("test"), "", {"train_dir/<run>": "{run}"})),
-        ("python evaler.py --checkpoint train_dir/<run>/model-40000 --split train "
-         "--batch_size 500", runs(check_evaluated("train"), "",
-                                  {"train_dir/<run>/model-40000": "{run}/model-{step}"})),
-        ("python export.py --checkpoint train_dir/<run> --output ssgan.pb", runs(
-            check_exported, "", {"train_dir/<run>": "{run}"})),
-        ("python export.py --checkpoint train_dir/<run> --output ssgan.pb --batch_size 1", runs(
-            check_exported, "", {"train_dir/<run>": "{run}"})),
-        ("atc --model=ssgan.pb --framework=3 --output=ssgan --soc_version=Ascend310 "
-         "--input_shape=\"image:1,28,28,1\" --out_nodes=\"logits:0\"", not_here(
-             "is CANN's model converter (Ascend toolkit)",
-             "tests/test_export.py::test_frozen_graph_round_trip")),
-        ("python scripts/visualize_training.py train_dir/<run>", runs(
-            check_visualized, "", {"train_dir/<run>": "{run}"})),
         ("export TF_CONFIG='{\"cluster\": {\"chief\": [\"host0:2222\"], \"worker\": "
          "[\"host1:2222\"], \"ps\": [\"host2:2222\"]}, \"task\": {\"type\": \"worker\", "
          "\"index\": 0}}'", not_here("needs " + CLUSTER,
@@ -474,14 +499,54 @@ RUNNABLE = [c for c, case in COMMANDS.items() if case.run]
 
 
 def test_every_readme_command_is_listed():
-    with open(README) as f:
-        documented = readme_commands(f.read())
+    documented = documented_commands()
     missing = [c for c in documented if c not in COMMANDS]
     stale = [c for c in COMMANDS if c not in documented]
-    assert not missing, "README commands this test does not know:\n" + "\n".join(missing)
-    assert not stale, "commands listed here that the README no longer shows:\n" + \
-        "\n".join(stale)
-    assert list(COMMANDS) == documented, "keep COMMANDS in the README's order"
+    assert not missing, "documented commands this test does not know:\n" + "\n".join(missing)
+    assert not stale, "commands listed here that no page shows:\n" + "\n".join(stale)
+    assert list(COMMANDS) == documented, "keep COMMANDS in the order of the README, then DOCS"
+
+
+def test_readme_opens_with_the_two_commands():
+    """The title, then one bash block: install + prepare + train, and the
+    test command, which is also what CI runs."""
+    with open(README) as f:
+        lines = f.read().splitlines()
+    assert lines[0].startswith("# ") and lines[1] == ""
+    assert lines[2:6] == ["```bash"] + list(FIRST_COMMANDS) + ["```"]
+    with open(os.path.join(ROOT, ".ci", "run")) as f:
+        assert FIRST_COMMANDS[1] in f.read().splitlines()
+
+
+def test_every_page_is_read_and_every_relative_link_resolves():
+    """Every page under docs/ is in DOCS, and every relative link of the README
+    and DOCS points at a file that exists (and, for a page#heading link, at
+    a heading of that page)."""
+    on_disk = sorted("docs/" + name for name in os.listdir(os.path.join(ROOT, "docs"))
+                     if name.endswith(".md"))
+    assert sorted(DOCS) == on_disk
+    broken = []
+    for page in pages():
+        with open(page) as f:
+            text = re.sub(r"^```.*?^```", "", f.read(), flags=re.S | re.M)
+        for target in re.findall(r"\]\(([^)\s]+)\)", text):
+            if re.match(r"[a-z]+:", target):  # http:, https:, mailto:
+                continue
+            path, _, anchor = target.partition("#")
+            path = os.path.normpath(os.path.join(os.path.dirname(page), path)) if path else page
+            if not os.path.exists(path):
+                broken.append("%s: %s" % (os.path.relpath(page, ROOT), target))
+            elif anchor and path.endswith(".md") and anchor not in heading_anchors(path):
+                broken.append("%s: %s (no such heading)" % (os.path.relpath(page, ROOT), target))
+    assert not broken, "links to nothing:\n" + "\n".join(broken)
+
+
+def heading_anchors(path):
+    """The #anchors GitHub gives a page's headings."""
+    with open(path) as f:
+        text = re.sub(r"^```.*?^```", "", f.read(), flags=re.S | re.M)
+    return {re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+            for heading in re.findall(r"^#+ (.*)$", text, re.M)}
 
 
 def test_covering_tests_exist():
