@@ -104,8 +104,6 @@ def save_checkpoint(sess, graph, run_dir, step, dump_result=False):
 
 
 Placement = collections.namedtuple("Placement", "device rank is_chief upload_to workers")
-
-
 Placement.__doc__ = """Where this process trains: the resolved device, its RankInfo,
 whether it writes the run folder (rank 0, the cluster's chief), an obs:// URL
 to copy the run folder to (None for local runs), and its cluster.ClusterInfo

@@ -7,6 +7,9 @@ import sys
 
 from tqdm import tqdm
 
+from datasets.errors import DatasetError
+from errors import ConfigError
+
 FORMAT = "[%(asctime)s] %(message)s"
 FORMAT_NOT_INFO = "[%(asctime)s] %(levelname)s %(message)s"
 
@@ -76,9 +79,7 @@ def run_tf_command(body, debug=False):
     debugging, and a user mistake (ConfigError, DatasetError) reported as one
     line with exit status 2 instead of a traceback. `body()` returns the exit
     status, or a result that is not an int, which means success."""
-    import tensorflow.compat.v1 as tf
-    from errors import ConfigError
-    from datasets.errors import DatasetError
+    import tensorflow.compat.v1 as tf  # here: the commands' --help must not load it
     if not debug:
         tf.logging.set_verbosity(tf.logging.ERROR)
     tf.disable_v2_behavior()
