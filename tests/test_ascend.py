@@ -89,6 +89,7 @@ def two_cards(tmp_path, monkeypatch, job, args0, args1):
         return status, other_status, f.read()
 
 
+@pytest.mark.slow
 def test_two_cards_train_as_one_and_refuse_to_start_apart(standins, data, tmp_path, monkeypatch,
                                                           capsys):
     """Two cards over the stand-in HCCL, which really exchanges values
@@ -130,6 +131,7 @@ def test_two_cards_train_as_one_and_refuse_to_start_apart(standins, data, tmp_pa
     # (One run folder resumes both: test_8p_script_run_twice_...)
 
 
+@pytest.mark.slow
 def test_a_signal_to_one_card_stops_every_card_after_the_same_step(data, tmp_path):
     run_dir = str(tmp_path / "run")
     args = ["--dataset", data["easy"], "--max_training_steps", "10000", "--device", "npu",
@@ -154,6 +156,7 @@ def test_a_signal_to_one_card_stops_every_card_after_the_same_step(data, tmp_pat
     assert tf.train.latest_checkpoint(run_dir).endswith("model-%s" % stopped[0][0])
 
 
+@pytest.mark.slow
 def test_a_loss_lost_on_one_card_stops_every_card(data, tmp_path):
     """Card 1 alone diverges (its own Adam, with an absurd learning rate,
     moves its weights out of range): both cards stop after the same step with
@@ -176,6 +179,7 @@ def test_a_loss_lost_on_one_card_stops_every_card(data, tmp_path):
     assert lost[0] == lost[1] and len(lost[0]) == 1, texts
 
 
+@pytest.mark.slow
 def test_a_run_resumes_on_the_kind_of_device_it_started_on(standins, data, tmp_path,
                                                            monkeypatch):
     """The NPU's loss scaling keeps its own optimizer state: a CPU run does
@@ -195,6 +199,7 @@ def test_a_run_resumes_on_the_kind_of_device_it_started_on(standins, data, tmp_p
         train(args + ["4", "--device", "npu"], {"ASCEND_DEVICE_ID": "0", "TF_CONFIG": tf_config})
 
 
+@pytest.mark.slow
 def test_the_npus_overflow_shows_in_the_float_status_and_skips_the_step(standins, data,
                                                                         tmp_path, monkeypatch):
     """The 910 saturates float16 at +-65504 instead of overflowing to Inf, so
@@ -233,6 +238,7 @@ def test_multi_card_needs_the_npu(data, tmp_path, capsys):
         train(args, dict(MULTI))
 
 
+@pytest.mark.slow
 def test_obs_urls_go_through_moxing(standins, data, tmp_path, monkeypatch):
     import moxing
     bucket = tmp_path / "obs"
@@ -253,6 +259,7 @@ def test_obs_urls_go_through_moxing(standins, data, tmp_path, monkeypatch):
     assert (copied / "model-4.index").exists() and (copied / "config.json").exists()
 
 
+@pytest.mark.slow
 def test_local_urls_are_used_as_they_are(data, tmp_path):
     out = str(tmp_path / "out")
     status = trainer.main(["--dataset", "easy", "--data_url", os.path.dirname(data["easy"]),
@@ -274,6 +281,7 @@ def _module_level_imports(path):
     return names
 
 
+@pytest.mark.slow
 def test_without_standins_nothing_imports_the_adapter(data, tmp_path):
     for path in glob.glob(os.path.join(ROOT, "*.py")) + glob.glob(os.path.join(ROOT, "*", "*.py")):
         if os.sep + "standins" + os.sep in path:
@@ -298,6 +306,7 @@ def _last_train_lines(log_path):
         return [pattern.search(l).groups() for l in f if pattern.search(l)][-10:]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("script, kind", [("train_performance_1p.sh", "perf"),
                                           ("train_full_1p.sh", "acc")])
 def test_modelzoo_scripts_report_what_the_log_says(script, kind, data, tmp_path):
@@ -332,6 +341,7 @@ def test_modelzoo_scripts_report_what_the_log_says(script, kind, data, tmp_path)
     assert keys["ActualLoss"] == lines[-1][0]
 
 
+@pytest.mark.slow
 def test_8p_script_run_twice_resumes_every_card_at_the_same_step(data, tmp_path):
     """The 8p script with two cards (stand-in adapter, two processes): a
     second run resumes both cards from the one run folder rank 0 wrote (each
@@ -377,6 +387,7 @@ def trainer_of_card(rank, marker):
     return None
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fault", ["ctrl_c_to_the_script", "one_card_killed"])
 def test_8p_script_stops_every_card(fault, data, tmp_path):
     """Ctrl-C to the script reaches every card (each in its own process
@@ -393,7 +404,10 @@ def test_8p_script_stops_every_card(fault, data, tmp_path):
          "--data_path=%s" % os.path.dirname(data["easy"]), "--dataset=easy",
          "--train_steps=100000", "--batch_size=16", "--output_path=%s" % out,
          "--rank_table=%s" % (tmp_path / "rank_table.json")],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+        # a shell started with SIGINT ignored (pytest run in the background) can
+        # never trap it: start the script as from a terminal
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     logs = [out / "output" / str(r) / ("train_%d.log" % r) for r in (0, 1)]
     try:
         deadline = time.time() + 240
@@ -407,8 +421,11 @@ def test_8p_script_stops_every_card(fault, data, tmp_path):
         printed = script.communicate(timeout=180)[0]
     finally:
         script.kill()
+        left = [pid for pid in (trainer_of_card(r, str(out)) for r in (0, 1)) if pid]
+        for pid in left:  # killed here so that a failure leaves none running
+            os.kill(pid, signal.SIGKILL)
     texts = [p.read_text() for p in logs]
-    assert trainer_of_card(0, str(out)) is None and trainer_of_card(1, str(out)) is None
+    assert not left, "trainers outlived the script"
     if fault == "ctrl_c_to_the_script":
         assert script.returncode == 130, printed
         assert "training was stopped (status 130)" in printed

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import benchmark_script as bench
+import pytest
 import tensorflow.compat.v1 as tf
 
 import model as model_lib
@@ -49,6 +50,7 @@ def test_broadcast_batch_matmul_flops():
         assert bench.graph_flops([tf.matmul(a, b)]) == 3 * 2 * 6 * 4 * 5
 
 
+@pytest.mark.slow
 def test_model_flops_are_the_references_and_executed_ones_fewer():
     args = bench.parse_args(["--image_shape", "16", "16", "1", "--n_z", "8"])
     model, executed = bench.training_flops(args, 4)
@@ -62,6 +64,7 @@ def test_model_flops_are_the_references_and_executed_ones_fewer():
     assert executed < 0.5 * model
 
 
+@pytest.mark.slow
 def test_smoke_run_prints_the_table():
     result = subprocess.run(
         [sys.executable, "scripts/benchmark.py", "--smoke", "--train_batches", "4",
@@ -76,6 +79,7 @@ def test_smoke_run_prints_the_table():
     assert re.search(r"matmul rate \(GFLOP/s\): bfloat16 \d+, float32 \d+", result.stdout)
 
 
+@pytest.mark.slow
 def test_paper_mlp_step_flops_match_a_hand_count():
     # Multiply-adds per image. D: 784-1000-500-250-250-250-10; G: 100-500-500-784.
     d = 784 * 1000 + 1000 * 500 + 500 * 250 + 2 * 250 * 250 + 250 * 10
@@ -95,6 +99,7 @@ def test_paper_mlp_step_flops_match_a_hand_count():
     assert list(bench.inference_flops(args, 4)) == [2 * d, 2 * d]
 
 
+@pytest.mark.slow
 def test_resume_benchmark_times_a_real_resume(data):
     """scripts/benchmark_resume.py --trainer: the run it resumes really is
     at the step (the trainer trains step + 1 after restoring it)."""

@@ -11,6 +11,8 @@ import pytest
 import checkpoints
 from errors import ConfigError
 
+pytestmark = pytest.mark.slow  # every test here trains or runs commands
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 

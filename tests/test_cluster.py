@@ -104,6 +104,7 @@ def own_processes(marker):
     return found
 
 
+@pytest.mark.slow
 def test_two_workers_train_in_lock_step_and_resume(data, tmp_path):
     run_dir = str(tmp_path / "run")
     logs = str(tmp_path / "logs")
@@ -190,6 +191,7 @@ def segments(log_text):
     return re.split(r"Run folder: |Worker \d+ of \d+ \(reads", log_text)[1:]
 
 
+@pytest.mark.slow
 def test_a_cluster_recovers_from_each_task_killed(data, tmp_path):
     """SIGKILL a worker, then the chief, then the parameter server of a running
     two-worker cluster: the launcher restarts each; a worker and the chief
@@ -346,6 +348,7 @@ def test_a_token_left_by_a_killed_worker_is_dropped(caplog):
         stack.close()
 
 
+@pytest.mark.slow
 def test_a_task_that_loses_its_parameter_server_exits_to_be_restarted(data, tmp_path):
     """What a TFJob sees: the chief of a cluster whose parameter server dies
     exits with status 138 (retryable under restartPolicy ExitCode) and says

@@ -34,10 +34,12 @@ def project_files():
     return files
 
 
+@pytest.mark.slow
 def test_project_passes_both_guards(api, signatures):
     assert cc.check_files(project_files(), api, signatures) == []
 
 
+@pytest.mark.slow
 def test_project_tf_usages_exist_in_the_installed_tensorflow(api):
     import ast
     missing = []
@@ -283,6 +285,7 @@ def test_the_extractor_reads_signatures_through_tf_115s_wrappers(tmp_path):
     }
 
 
+@pytest.mark.slow
 def test_check_compat_script_exit_status(tmp_path):
     bad = tmp_path / "bad.py"
     bad.write_text("import tensorflow.compat.v1 as tf\ntf.contrib.slim\n")
@@ -293,6 +296,7 @@ def test_check_compat_script_exit_status(tmp_path):
     assert subprocess.run([sys.executable, script], timeout=120).returncode == 0
 
 
+@pytest.mark.slow
 def test_vermin_finds_nothing_newer_than_python_37(tmp_path):
     vermin = shutil.which("vermin")
     assert vermin, "vermin is a dev requirement: pip install -r requirements-dev.txt"

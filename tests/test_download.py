@@ -275,6 +275,7 @@ def test_cifar_rows_are_channel_major(tmp_path):
     assert images[0, r, c, k] == (k * 1024 + r * 32 + c) % 256
 
 
+@pytest.mark.slow
 def test_command_line_exit_status_and_help(tmp_path):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     result = subprocess.run(

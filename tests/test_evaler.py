@@ -34,6 +34,7 @@ def numpy_predictions(run_dir, checkpoint, dataset):
     return labels, values[:, :10].argmax(axis=1)
 
 
+@pytest.mark.slow
 def test_accuracy_counts_every_example_once(trained, data, capsys):
     run_dir, _ = trained
     assert evaler.main(["--checkpoint", run_dir, "--batch_size", "64"]) == 0  # 200 = 3*64 + 8
@@ -71,6 +72,7 @@ def evaluate_easy(run_dir, data, batch_size):
                                cache, "test", batch_size)
 
 
+@pytest.mark.slow
 def test_a_padded_last_batch_changes_nothing(trained, data, monkeypatch):
     # Ascend needs one batch shape: the last batch (200 = 3*64 + 8) is padded
     # to 64 rows, and the padding is neither counted nor returned.
@@ -104,6 +106,7 @@ def test_a_padded_last_batch_changes_nothing(trained, data, monkeypatch):
     assert padded.num_correct == int((labels == predictions).sum())
 
 
+@pytest.mark.slow
 def test_padding_stays_out_of_minibatch_discrimination(trained, data, monkeypatch):
     # With minibatch discrimination each example's logits depend on the
     # other rows of its batch, so the last batch's padding must not be
@@ -136,6 +139,7 @@ def test_summarize_by_hand():
     assert result.instances_per_sec == 3.0
 
 
+@pytest.mark.slow
 def test_sample_grid_has_a_row_per_class(trained):
     run_dir, _ = trained
     assert evaler.main(["--checkpoint", os.path.join(run_dir, "model-200"),
@@ -148,6 +152,7 @@ def test_sample_grid_has_a_row_per_class(trained):
     assert os.path.isfile(os.path.join(run_dir, "eval-200-test.json"))
 
 
+@pytest.mark.slow
 def test_a_checkpoint_still_being_written_is_skipped(trained, tmp_path):
     run_dir = str(tmp_path / "run")
     shutil.copytree(trained[0], run_dir)
@@ -164,6 +169,7 @@ def test_a_checkpoint_still_being_written_is_skipped(trained, tmp_path):
     assert os.path.isfile(os.path.join(run_dir, "eval-300-test.json"))
 
 
+@pytest.mark.slow
 def test_checkpoint_for_another_shape_is_refused(trained, data, capsys):
     assert evaler.main(["--checkpoint", trained[0], "--dataset", data["rgb"]]) == 2
     err = capsys.readouterr().err

@@ -26,6 +26,7 @@ def checkpoint_outputs(checkpoint, images):
             return sess.run(logits)[:, :10]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("batch_size", [None, 3])
 def test_frozen_graph_round_trip(trained, tmp_path, batch_size):
     run_dir, _ = trained

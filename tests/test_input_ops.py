@@ -95,6 +95,7 @@ def test_training_batches_have_fixed_static_shapes(toy):
         assert -1.0 <= v["image"].min() and v["image"].max() <= 1.0
 
 
+@pytest.mark.slow
 def test_same_seed_same_stream_other_seed_other_stream(toy):
     _, cache, _ = toy
 
@@ -174,6 +175,7 @@ def test_evaluation_batches_are_padded_to_a_fixed_static_shape(
         assert sorted(ids + others) == sorted(info.splits[split])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("num_shards", [2, 3])  # 4 files: whole files, then records
 def test_shards_are_disjoint_and_cover_the_split(toy, num_shards):
     info, cache, _ = toy
@@ -263,6 +265,7 @@ def test_skipping_batches_continues_the_same_stream(toy):
     assert [b["id"].tolist() for b in resumed] == [b["id"].tolist() for b in full[17:]]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kwargs", [{}, {"num_shards": 2, "shard_index": 1},
                                     {"num_shards": 3, "shard_index": 2},
                                     {"subset": [0, 3, 5, 8, 13, 21, 34, 55, 89, 100]}])

@@ -14,11 +14,14 @@ import sys
 import time
 
 import numpy as np
+import pytest
 import tensorflow.compat.v1 as tf
 
 import checkpoints
 import run_folder
 import trainer
+
+pytestmark = pytest.mark.slow  # every test here trains or runs commands
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STEPS = 30

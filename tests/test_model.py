@@ -14,6 +14,7 @@ from config import ADAM_BETA1, REFERENCE_CLIP_NORM
 SHAPES = [(28, 28, 1), (32, 32, 3), (20, 44, 3)]  # MNIST, SVHN/CIFAR-10, a custom one
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("deconv_type", ["bilinear", "nn", "transpose"])
 @pytest.mark.parametrize("norm_type", ["batch", "instance", "None"])
@@ -48,6 +49,7 @@ def _no_noise(monkeypatch):
     monkeypatch.setattr(paper_nets, "MLP_HIDDEN_NOISE", 0.0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arch", ["paper", "instance_norm"])
 def test_one_d_pass_over_the_batches_equals_one_pass_each(arch, monkeypatch):
     # D's outputs per example do not depend on the rest of the batch, so one
@@ -93,6 +95,7 @@ def test_one_d_pass_over_the_batches_equals_one_pass_each(arch, monkeypatch):
         np.testing.assert_allclose(g_t, g_a, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_labeled_logits_apart_do_not_run_g():
     # The supervised baseline trains on the labeled batch alone. With D's
     # passes apart (concat_d=False, as the trainer builds it) its labeled
@@ -125,6 +128,7 @@ def test_reference_d_with_batch_norm_keeps_one_pass_per_batch():
     assert not d.batch_independent  # minibatch discrimination compares the batch's examples
 
 
+@pytest.mark.slow
 def test_g_step_matches_features_of_its_own_batch_and_samples():
     # The paper's G step draws a second unlabeled batch and fresh samples:
     # feature matching depends on those, D's losses on the first ones.

@@ -223,6 +223,7 @@ def test_weight_norm_is_g_times_v_over_its_norm_values_and_gradients(kind):
     np.testing.assert_allclose(dx, dw_np[1], rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shape", [[4000, 50], [20, 101, 3]])
 def test_standard_normal_has_the_normal_distribution(shape):
     with tf.Graph().as_default():

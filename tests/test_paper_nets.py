@@ -14,6 +14,7 @@ def run(tensors, feed=None):
         return sess.run(tensors, feed)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shape,dataset,widths,features", [
     ((28, 28, 1), "MNIST", None, 250), ((16, 12, 1), "x", None, 250),
     ((32, 32, 3), "CIFAR10", (96, 192), 192), ((32, 32, 3), "SVHN", (64, 128), 128)])

@@ -67,6 +67,7 @@ def build_paths(config, dtypes):
     return paths
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arch", sorted(CONFIGS))
 def test_reduced_precision_matches_float32_on_a_fixed_batch(arch):
     config = CONFIGS[arch]
@@ -116,6 +117,7 @@ def test_dynamic_loss_scale_halves_on_overflow_and_grows_after_a_period():
     assert seen == [8, 8, 16, 8, 4, 4, 2, 1, 1, 1, 1]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("optimizer", ["adam", "paper_adam"])
 def test_float16_training_recovers_from_an_overflow_step(optimizer):
     config = CONFIGS["reference"]
@@ -169,6 +171,7 @@ def test_missing_kernel_is_a_clear_error():
     precision.check_kernels(tf.float32, "cpu", lambda: 1 / 0)  # float32: nothing to check
 
 
+@pytest.mark.slow
 def test_bf16_run_trains_and_saves_float32_variables(data, tmp_path, capsys):
     run_dir = str(tmp_path / "bf16")
     assert trainer.main(["--dataset", data["easy"], "--train_dir", run_dir, "--precision",
@@ -183,6 +186,7 @@ def test_bf16_run_trains_and_saves_float32_variables(data, tmp_path, capsys):
     assert "%s was trained with --precision bf16" % run_dir in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_fp16_on_the_npu_reaches_the_adapter_with_loss_scaling(standins, data, tmp_path,
                                                                monkeypatch):
     made = []

@@ -570,6 +570,7 @@ def test_readme_parsing_joins_splits_and_strips():
                                      "pip install r", "python c.py", "export T='{\"a\": 1}'"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", RUNNABLE)
 def test_readme_command_works_as_typed(command, ctx):
     case = COMMANDS[command]

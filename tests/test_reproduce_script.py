@@ -8,6 +8,8 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 import fakedata
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -48,6 +50,7 @@ def curve_rows(stdout):
     return rows
 
 
+@pytest.mark.slow
 def test_script_trains_evaluates_tabulates_and_resumes(tmp_path):
     source = tmp_path / "source"
     source.mkdir()

@@ -38,6 +38,7 @@ def semi_run(data, tmp_path_factory):
     return run_dir, status
 
 
+@pytest.mark.slow
 def test_labeled_ids_are_balanced_training_ids_chosen_by_the_seed(semi_run, data):
     run_dir, status = semi_run
     assert status == 0
@@ -59,6 +60,7 @@ def test_labeled_ids_are_balanced_training_ids_chosen_by_the_seed(semi_run, data
     assert saved["labels_per_class"] == 10 and saved["num_labeled"] == 100
 
 
+@pytest.mark.slow
 def test_resume_keeps_the_labeled_subset(semi_run, data, capsys):
     run_dir, _ = semi_run
     before = sorted(os.listdir(run_dir))
@@ -68,6 +70,7 @@ def test_resume_keeps_the_labeled_subset(semi_run, data, capsys):
     assert sorted(os.listdir(run_dir)) == before
 
 
+@pytest.mark.slow
 def test_evaler_reports_errors_with_the_moving_average_weights(semi_run, caplog):
     import logging
     caplog.set_level(logging.INFO)
@@ -86,6 +89,7 @@ def test_evaler_reports_errors_with_the_moving_average_weights(semi_run, caplog)
         assert json.load(open(os.path.join(run_dir, name)))["errors"] == report["errors"]
 
 
+@pytest.mark.slow
 def test_the_papers_optimisation_and_the_health_scalars(semi_run):
     run_dir, _ = semi_run
     saved = json.load(open(os.path.join(run_dir, "config.json")))
@@ -99,6 +103,7 @@ def test_the_papers_optimisation_and_the_health_scalars(semi_run):
             "health/feature_mean_real", "health/feature_mean_fake"} <= tags
 
 
+@pytest.mark.slow
 def test_a_run_from_before_the_optimizer_flag_resumes_with_what_it_had(semi_run, data,
                                                                        tmp_path):
     run_dir = str(tmp_path / "old")
@@ -113,6 +118,7 @@ def test_a_run_from_before_the_optimizer_flag_resumes_with_what_it_had(semi_run,
     assert resumed["optimizer"] == "adam" and resumed["clip_norm"] == 20.0
 
 
+@pytest.mark.slow
 def test_data_dependent_init_is_logged_and_the_moving_average_saved(semi_run):
     with open(os.path.join(semi_run[0], "train.log")) as f:
         text = f.read()
@@ -158,6 +164,7 @@ def rgb32(tmp_path_factory):
                              channels=3)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", ["every technique", "cifar nets", "ssgan with labels",
                                   "supervised"])
 def test_every_method_and_technique_trains(case, data, rgb32, tmp_path):
@@ -182,6 +189,7 @@ def test_every_method_and_technique_trains(case, data, rgb32, tmp_path):
     assert report["step"] == 20
 
 
+@pytest.mark.slow
 def test_supervised_method_never_trains_g(data, tmp_path):
     run_dir = str(tmp_path / "run")
     assert trainer.main(SUPERVISED + ["--dataset", data["easy"], "--num_labeled", "100",
@@ -198,6 +206,7 @@ def test_supervised_method_never_trains_g(data, tmp_path):
     assert not all(np.array_equal(first.get_tensor(n), last.get_tensor(n)) for n in d_weights)
 
 
+@pytest.mark.slow
 def test_unlabeled_images_beat_the_labels_alone(tmp_path):
     """The point of the method: 10 labels per class plus unlabeled images
     beat the same D trained on the same 100 labels alone, after the same
@@ -223,6 +232,7 @@ def test_unlabeled_images_beat_the_labels_alone(tmp_path):
     assert accuracy["improved_gan"] >= accuracy["supervised"] + 0.10, accuracy
 
 
+@pytest.mark.slow
 def test_export_freezes_the_moving_average_weights(semi_run, tmp_path):
     run_dir = semi_run[0]
     checkpoint = inference_graph.export(run_dir, str(tmp_path / "d.pb"))
@@ -248,6 +258,7 @@ def test_export_freezes_the_moving_average_weights(semi_run, tmp_path):
     assert not np.allclose(frozen, restored(False), rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_a_second_trainer_on_a_run_folder_is_refused(semi_run, data, capsys):
     """Two trainers must not write one run folder (a script started twice)."""
     run_dir = semi_run[0]
@@ -261,6 +272,7 @@ def test_a_second_trainer_on_a_run_folder_is_refused(semi_run, data, capsys):
     assert not [f for f in os.listdir(run_dir) if f.startswith("model-6")]  # nothing trained
 
 
+@pytest.mark.slow
 def test_the_same_seed_trains_the_same_weights(data, tmp_path):
     """Reproducible bit for bit: nothing in a step races (an optimizer that
     updated a weight while a gradient still to be computed read it made
@@ -277,6 +289,7 @@ def test_the_same_seed_trains_the_same_weights(data, tmp_path):
     assert all(np.array_equal(weights[0][n], weights[1][n]) for n in weights[0])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("num_labeled", ["50", "0"])
 def test_a_resumed_run_trains_the_same_weights_as_an_uninterrupted_one(num_labeled, data,
                                                                        tmp_path):

@@ -34,6 +34,8 @@ import download
 import fakedata
 import trainer
 
+pytestmark = pytest.mark.slow  # every test here trains or runs commands
+
 STEPS, SUMMARY_STEP, BATCH = 20, 10, 16
 RUN = "mnist"  # the run folder's name under --logdir, which TensorBoard calls the run
 DEADLINE = 120  # seconds for TensorBoard to start and load the run (it imports TensorFlow)

@@ -33,6 +33,7 @@ def build(easy, argv, start_step=0):
                                                  labeled=labeled)
 
 
+@pytest.mark.slow
 def test_the_reference_run_has_one_stream_and_nothing_to_initialise(easy):
     config, graph = build(easy, ["--batch_size", "8"])
     inputs = graph.inputs
@@ -49,6 +50,7 @@ def test_the_reference_run_has_one_stream_and_nothing_to_initialise(easy):
     assert type(graph.losses).__name__ == "SSGANLosses" and config.clip_norm == 20.0
 
 
+@pytest.mark.slow
 def test_the_papers_run_has_its_streams_initialisation_and_moving_average(easy):
     config, graph = build(easy, ["--method", "improved_gan", "--num_labeled", "20",
                                  "--batch_size", "10"])

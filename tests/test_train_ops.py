@@ -106,6 +106,7 @@ def test_historical_average_penalty_and_update():
 
 # Layers.
 
+@pytest.mark.slow
 def test_ema_weights_differ_from_raw_and_feed_evaluation():
     config = model_lib.ModelConfig((8, 8, 1), 3, 4, "batch", "bilinear", 0.9, "paper")
     rs = np.random.RandomState(0)
@@ -135,6 +136,7 @@ def test_ema_weights_differ_from_raw_and_feed_evaluation():
             np.testing.assert_allclose(sess.run(raw_logits), ema, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_d_step_changes_only_d_and_g_step_only_g():
     with tf.Graph().as_default():
         tf.set_random_seed(1)

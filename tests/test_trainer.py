@@ -43,6 +43,7 @@ def test_model_card_line_matches_the_pattern():
                     "-0.00838 Accuracy: 1.00000 (0.021 sec/batch, 1523.810 instances/sec) ")
 
 
+@pytest.mark.slow
 def test_short_training_learns_the_easy_classes(trained):
     run_dir, status = trained
     assert status == 0
@@ -58,6 +59,7 @@ def test_short_training_learns_the_easy_classes(trained):
     assert float(train[-1].group(4)) < float(train[0].group(4))  # D loss fell
 
 
+@pytest.mark.slow
 def test_run_folder_holds_config_checkpoints_events_and_samples(trained, data):
     run_dir, _ = trained
     import json
@@ -90,6 +92,7 @@ def test_run_folder_holds_config_checkpoints_events_and_samples(trained, data):
     assert {0, 50, 100, 250} <= steps
 
 
+@pytest.mark.slow
 def test_interrupted_run_saves_and_resumes_at_the_right_step(data, tmp_path):
     run_dir = str(tmp_path / "run")
     command = [sys.executable, "trainer.py", "--dataset", data["easy"], "--train_dir", run_dir,
@@ -123,6 +126,7 @@ def test_interrupted_run_saves_and_resumes_at_the_right_step(data, tmp_path):
         assert "Resumed from %s at step %d" % (stopped, step) in f.read()
 
 
+@pytest.mark.slow
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(trained, tmp_path, capsys):
     run_dir = str(tmp_path / "copy")
     shutil.copytree(trained[0], run_dir)
@@ -135,6 +139,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(trained, tmp_path, ca
     assert tf.train.latest_checkpoint(run_dir).endswith("model-300")
 
 
+@pytest.mark.slow
 def test_checkpoint_initialises_a_new_run(trained, tmp_path, data, capsys):
     new_dir = str(tmp_path / "new")
     assert trainer.main(["--dataset", data["easy"], "--train_dir", new_dir,
@@ -144,6 +149,7 @@ def test_checkpoint_initialises_a_new_run(trained, tmp_path, data, capsys):
     assert tf.train.latest_checkpoint(new_dir).endswith("model-2")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", ["missing dataset", "other shape", "model flag", "batch",
                                   "no checkpoint", "checkpoint shape", "no gpu"])
 def test_user_mistakes_stop_before_training_with_a_message(case, trained, data, tmp_path,
