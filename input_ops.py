@@ -174,6 +174,13 @@ def prepare_tfrecords(info, num_files=DEFAULT_NUM_FILES, examples=None, force=Fa
     return cache
 
 
+def paper_order(num_examples, seed):
+    """The paper's order of a training split: RandomState(seed).permutation.
+    Its code takes the labeled subset (each class's first examples) and the
+    data-dependent initialisation's batch (the first 500) in this order."""
+    return np.random.RandomState(seed).permutation(num_examples)
+
+
 def select_labeled(labels, num_labeled, num_classes, seed):
     """Chooses a class-balanced labeled subset, as the paper's code does:
     permute the split with RandomState(seed), then take the first
@@ -191,7 +198,7 @@ def select_labeled(labels, num_labeled, num_classes, seed):
         raise ValueError("num_labeled must be a positive multiple of the %d classes, got %d"
                          % (num_classes, num_labeled))
     per_class = num_labeled // num_classes
-    order = np.random.RandomState(seed).permutation(len(labels))
+    order = paper_order(len(labels), seed)
     chosen = []
     for c in range(num_classes):
         of_class = order[labels[order] == c]

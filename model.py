@@ -189,9 +189,9 @@ def has_unlabeled_batch(model):
     return model.unlabeled_logits is not model.labeled_logits
 
 
-def sample_noise(batch_size, n_z, seed=None):
-    """z ~ U(-1, 1)^n_z, [batch_size, n_z]."""
-    return tf.random_uniform([batch_size, n_z], minval=-1.0, maxval=1.0, seed=seed)
+def sample_noise(batch_size, n_z, name=None):
+    """z ~ U(-1, 1)^n_z, [batch_size, n_z]; `name` names the sample."""
+    return tf.random_uniform([batch_size, n_z], minval=-1.0, maxval=1.0, name=name)
 
 
 def _batch_size(images):
@@ -257,7 +257,7 @@ def build_model(images, labels, config, training, z=None, unlabeled_images=None,
                              % (batch.shape, expected))
     real = images if unlabeled_images is None else unlabeled_images
     if z is None:
-        z = sample_noise(_batch_size(real), config.n_z)
+        z = sample_noise(_batch_size(real), config.n_z, name="z")
     discriminator, generator = networks(config)
     getter = precision.variable_getter(dtype)
 
@@ -267,7 +267,7 @@ def build_model(images, labels, config, training, z=None, unlabeled_images=None,
         fake = generator(tf.cast(z, dtype), training, update_stats=True)
         if matching_images is not None:
             matching_fake = generator(tf.cast(sample_noise(_batch_size(matching_images),
-                                                           config.n_z), dtype),
+                                                           config.n_z, name="matching_z"), dtype),
                                       training, update_stats=False)
     # The getter that casts is innermost, so it casts what d_getter returns.
     with tf.variable_scope(tf.get_variable_scope(), custom_getter=d_getter), \

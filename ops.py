@@ -287,7 +287,7 @@ WEIGHT_NORM_EPSILON = 1e-6
 
 
 def _weight_norm_output(linear, v_shape, v_axes, init, train_scale, init_stdv, stddev,
-                        initializer=None):
+                        initializer=None, epsilon=WEIGHT_NORM_EPSILON):
     """Shared body of the weight-normalised layers: w = g * v / ||v||, y = linear(w) + b.
 
     The layers here are linear in w and each unit's weights are scaled by
@@ -307,6 +307,8 @@ def _weight_norm_output(linear, v_shape, v_axes, init, train_scale, init_stdv, s
         float32 weights w of shape v_shape.
       v_axes: the axes of v summed for each unit's norm.
       initializer: of v; default N(0, stddev).
+      epsilon: added to ||v||^2 under the root: the paper's WeightNormLayer and
+        l2normalize have 1e-6, its nn.DenseLayer (the MNIST D) none.
     """
     units = v_shape[[i for i in range(len(v_shape)) if i not in v_axes][0]]
     # The norms are computed in float32 and only the product with the input
@@ -315,7 +317,7 @@ def _weight_norm_output(linear, v_shape, v_axes, init, train_scale, init_stdv, s
                         initializer or tf.random_normal_initializer(0.0, stddev))
     g = tf.get_variable("g", [units], tf.float32, tf.ones_initializer(), trainable=train_scale)
     b = tf.get_variable("b", [units], tf.float32, tf.zeros_initializer())
-    inv_norm = tf.rsqrt(WEIGHT_NORM_EPSILON + tf.reduce_sum(tf.square(v), axis=v_axes))
+    inv_norm = tf.rsqrt(epsilon + tf.reduce_sum(tf.square(v), axis=v_axes))
     y = linear(v)
     out_axes = list(range(len(y.shape) - 1))
     if init:
@@ -329,16 +331,17 @@ def _weight_norm_output(linear, v_shape, v_axes, init, train_scale, init_stdv, s
 
 
 def weight_norm_dense(x, units, init=False, train_scale=False, init_stdv=1.0, stddev=0.05,
-                      initializer=None, name="dense"):
+                      initializer=None, epsilon=WEIGHT_NORM_EPSILON, name="dense"):
     """Weight-normalised dense layer [B, D] -> [B, units] (inputs of higher
     rank are flattened). g (per unit) is trained only if train_scale, as in
     the paper's code where hidden layers keep their data-initialised scale.
-    v starts N(0, stddev), or from `initializer`."""
+    v starts N(0, stddev), or from `initializer`; epsilon: see
+    _weight_norm_output."""
     with tf.variable_scope(name):
         x = tf.reshape(x, [-1, int(np.prod(x.shape.as_list()[1:]))])
         return _weight_norm_output(lambda w: tf.matmul(x, tf.cast(w, x.dtype)),
                                    [int(x.shape[1]), units], (0,), init, train_scale,
-                                   init_stdv, stddev, initializer)
+                                   init_stdv, stddev, initializer, epsilon)
 
 
 def weight_norm_conv2d(x, out_channels, k=3, s=1, padding="SAME", init=False,
@@ -373,7 +376,7 @@ def weight_norm_conv2d_transpose(x, out_channels, k=5, s=2, init=False, train_sc
                                    init, train_scale, init_stdv, stddev)
 
 
-def standard_normal(shape):
+def standard_normal(shape, name=None):
     """float32 N(0, 1) samples of a static `shape` [..., D] by the Box-Muller
     transform: uniform pairs (u1, u2) give the independent normals
     sqrt(-2 ln u1) cos(2 pi u2) and sqrt(-2 ln u1) sin(2 pi u2). It is the
@@ -381,22 +384,26 @@ def standard_normal(shape):
     at a time; written as tensor ops it is vectorised, and the paper's MLP
     discriminator draws 3,000 normals per image per pass: twice as fast on
     CPUs. u1 in (0, 1] as 1 - U[0, 1), so the tails end at 5.6 sigma (TF's
-    kernel clamps u1 at 1e-7: 5.7 sigma)."""
+    kernel clamps u1 at 1e-7: 5.7 sigma). `name` names the sample, so that a
+    test can read the numbers a training step drew."""
     shape = [int(d) for d in shape]
     half = shape[:-1] + [(shape[-1] + 1) // 2]
     radius = tf.sqrt(-2.0 * tf.log(1.0 - tf.random_uniform(half)))
     angle = (2.0 * np.pi) * tf.random_uniform(half)
+    if shape[-1] % 2 == 0:
+        return tf.concat([radius * tf.cos(angle), radius * tf.sin(angle)], axis=-1, name=name)
     normal = tf.concat([radius * tf.cos(angle), radius * tf.sin(angle)], axis=-1)
-    return normal if shape[-1] % 2 == 0 else normal[..., :shape[-1]]
+    return tf.identity(normal[..., :shape[-1]], name=name)
 
 
-def gaussian_noise(x, stddev, training):
-    """x + N(0, stddev^2) noise in training; x at inference."""
+def gaussian_noise(x, stddev, training, name=None):
+    """x + stddev * N(0, 1) noise in training; x at inference. `name` names
+    the N(0, 1) sample (see standard_normal)."""
     if not training or stddev == 0:
         return x
     if not x.shape.is_fully_defined():
-        return x + tf.random_normal(tf.shape(x), stddev=stddev, dtype=x.dtype)
-    return x + tf.cast(stddev * standard_normal(x.shape.as_list()), x.dtype)
+        return x + stddev * tf.random_normal(tf.shape(x), dtype=x.dtype, name=name)
+    return x + tf.cast(stddev * standard_normal(x.shape.as_list(), name), x.dtype)
 
 
 def dropout(x, rate, training):

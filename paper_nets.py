@@ -7,6 +7,11 @@
   Gaussian noise (0.5), then a weight-normalised dense layer to K logits.
   G: 100-d noise -> dense 500 -> dense 500 (batch norm, softplus) -> a
   weight-normalised dense layer to the pixels with a sigmoid.
+  The noise samples and the hidden layers' outputs are named (input_noise,
+  noise1..noise5, relu1..relu5 in D's scope), so that a test can read what
+  a training step drew and decided
+  (tests/test_paper_equivalence.py); nn.DenseLayer normalises with no
+  epsilon under the root, the paper's other weight-norm layers with 1e-6.
 - 32x32 colour images (CIFAR-10, SVHN): the conv nets of
   train_cifar_feature_matching.py / train_svhn_feature_matching.py. D: dropout
   0.2, three 3x3 convs of width w1 (the last stride 2), dropout 0.5, three of
@@ -70,17 +75,18 @@ class MLPDiscriminator(object):
         del update_stats  # no batch norm here
         with tf.variable_scope(self.name, reuse=tf.AUTO_REUSE):
             x = (tf.reshape(images, [-1, int(np.prod(images.shape.as_list()[1:]))]) + 1) / 2
-            x = ops.gaussian_noise(x, MLP_INPUT_NOISE, training)
+            x = ops.gaussian_noise(x, MLP_INPUT_NOISE, training, name="input_noise")
             for i, units in enumerate(MLP_UNITS):
                 x = tf.nn.relu(ops.weight_norm_dense(x, units, init=init,
-                                                     stddev=MLP_DENSE_STDDEV,
-                                                     name="dense%d" % (i + 1)))
+                                                     stddev=MLP_DENSE_STDDEV, epsilon=0.0,
+                                                     name="dense%d" % (i + 1)),
+                               name="relu%d" % (i + 1))
                 features = x
-                x = ops.gaussian_noise(x, MLP_HIDDEN_NOISE, training)
+                x = ops.gaussian_noise(x, MLP_HIDDEN_NOISE, training, name="noise%d" % (i + 1))
             if self.minibatch_kernels:
                 x = ops.minibatch_discrimination(x, self.minibatch_kernels, init=init)
             logits = ops.weight_norm_dense(x, self.num_classes, init=init, train_scale=True,
-                                           stddev=MLP_DENSE_STDDEV, name="logits")
+                                           stddev=MLP_DENSE_STDDEV, epsilon=0.0, name="logits")
             logits = _append_fake_logit(logits)
         return (logits, features) if return_features else logits
 

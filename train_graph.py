@@ -162,11 +162,15 @@ def _build_model(config, inputs, model_config, dtype):
 
 
 def _build_data_init(config, cache, model_config, dtype):
-    """The paper's data-dependent initialisation ops, on one batch of at most
-    INIT_BATCH training images (a finite dataset: its iterator winds down at once)."""
+    """The paper's data-dependent initialisation ops, on the paper's batch:
+    the first INIT_BATCH training images in its order for --data_seed (a
+    finite dataset: its iterator winds down at once). The batch is named
+    "images" in the caller's name scope, for tests to read."""
+    positions = input_ops.paper_order(cache.splits["train"].num_examples,
+                                      config.data_seed)[:INIT_BATCH]
     images = tf.data.make_one_shot_iterator(input_ops.train_dataset(
-        cache, min(INIT_BATCH, cache.splits["train"].num_examples),
-        seed=config.seed + 3).take(1)).get_next()["image"]
+        cache, len(positions), seed=config.seed + 3, subset=positions).take(1)).get_next()
+    images = tf.identity(images["image"], name="images")
     return model_lib.data_init_ops(
         model_config, images, model_lib.sample_noise(config.batch_size, config.n_z), dtype)
 

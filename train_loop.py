@@ -103,6 +103,14 @@ def save_checkpoint(sess, graph, run_dir, step, dump_result=False):
     return path
 
 
+def trains_g(config, step):
+    """Whether `step` updates G (else D): the reference's schedule, G on the
+    steps with step % (update_rate + 1) > 0, so with --update_rate 1 one D
+    step then one G step, the paper's iteration; never in the supervised
+    baseline."""
+    return config.method != "supervised" and step % (config.update_rate + 1) > 0
+
+
 Placement = collections.namedtuple("Placement", "device rank is_chief upload_to workers")
 Placement.__doc__ = """Where this process trains: the resolved device, its RankInfo,
 whether it writes the run folder (rank 0, the cluster's chief), an obs:// URL
@@ -470,8 +478,7 @@ def _run(run):
                     values = sess.run(eval_scalars)
                     log.info(step_line("val", step, *values, sec_per_batch=time.time() - start,
                                        batch_size=config.batch_size))  # this worker's batch
-                train_g = (config.method != "supervised"
-                           and step % (config.update_rate + 1) > 0)
+                train_g = trains_g(config, step)
                 # The trained network's loss every step (to stop on NaN); all four
                 # logged values only on the steps that print them.
                 logged = step % config.log_step == 0
