@@ -49,7 +49,10 @@ MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
 DEFAULT_NUM_FILES = 8  # divisible by 1, 2, 4, 8 workers, so each reads whole files
 RECORD_ORDER_SEED = 0  # the fixed order records are spread over the files in
-DEFAULT_SHUFFLE_BUFFER = 10000
+# Records in the shuffle buffer: a whole epoch of every dataset here (SVHN's
+# 73,257 the largest), so each epoch is a uniformly random permutation, as
+# the paper's code draws them; larger splits are shuffled within a window.
+DEFAULT_SHUFFLE_BUFFER = 100000
 
 TFRecordSplit = collections.namedtuple("TFRecordSplit", "files num_examples labels")
 TFRecordSplit.__doc__ = """One split's files, example count and labels (N int64,
