@@ -257,7 +257,11 @@ def train(config, explicit, environ=None):
         if resume_from:
             checkpoints.check_shapes(resume_from, tf.global_variables(),
                                      checkpoints.dataset_text(info))
-    run = Run(config, graph, run_dir, placement, start_step, resume_from, init_from)
+    # D and G steps that go through the training images once (the paper's epoch)
+    epoch_steps = cache.splits["train"].num_examples // config.batch_size * (
+        1 if config.method == "supervised" else config.update_rate + 1)
+    run = Run(config, graph, run_dir, placement, start_step, resume_from, init_from,
+              epoch_steps)
     if not placement.is_chief:  # rank 0 / the chief alone writes the run folder
         if workers is not None:
             log.info("Worker %d of %d (reads data shard %d); the chief writes %s",
@@ -283,11 +287,11 @@ def train(config, explicit, environ=None):
 EXIT_CLUSTER_LOST = 138  # 128 and over: retryable under a TFJob's restartPolicy ExitCode
 
 Run = collections.namedtuple(
-    "Run", "config graph run_dir placement start_step resume_from init_from")
+    "Run", "config graph run_dir placement start_step resume_from init_from epoch_steps")
 Run.__doc__ = """One process's training, as train() resolved it: the config, the
 TrainGraph, the run folder, the Placement, the step it starts at, the
-checkpoint it resumes from (or None) and the one of another run that
-initialises D and G (--checkpoint, or None)."""
+checkpoint it resumes from (or None), the one of another run that
+initialises D and G (--checkpoint, or None), and the steps of one epoch."""
 
 
 def _run_on(run):
@@ -457,7 +461,7 @@ def _run(run):
                         eval_losses.accuracy]
         detector = None
         if config.method == "improved_gan" and config.unlabeled_weight > 0:
-            detector = CollapseDetector()
+            detector = CollapseDetector(run.epoch_steps)
             scalars = scalars + [losses.loss_unl, losses.feature_matching]
         d_train = graph.train_ops.d_train
         if workers is not None and not chief:  # the chief alone moves the average

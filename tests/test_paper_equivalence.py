@@ -11,6 +11,13 @@ train_mnist_feature_matching.py and nn.py written again in a graph of its
 own, started from the same parameters. After the initialisation and after
 every step both hold the same parameters, Adam moments and step counters,
 and report the same losses, within float32 rounding.
+
+Two things keep rounding from turning into differences. Each step starts
+both from our state: left to itself, a GAN amplifies the float32 rounding
+of either about twofold every few steps. And the reference takes our relu
+decisions, checking that it would have decided the same except where a
+pre-activation is within TIE of 0: one such unit on either side changes a
+whole column of that step's gradients.
 """
 
 import numpy as np
