@@ -151,11 +151,10 @@ def test_our_training_steps_are_the_papers(mnist_like):
     inputs = graph.inputs
 
     def compare(what, rtol=2e-5, atol=2e-6):
-        values = sess.run(ours)
-        assert_close(values, paper.values(), what, rtol, atol)
+        theirs = paper.values()
+        assert_close(sess.run(ours), theirs, what, rtol, atol)
         current = sess.run(powers)
-        for name, t in (("d_optimize", paper.values()["d_t"]),
-                        ("g_optimize", paper.values()["g_t"])):
+        for name, t in (("d_optimize", theirs["d_t"]), ("g_optimize", theirs["g_t"])):
             # Adam's step counter per network: ours keeps beta^t
             np.testing.assert_allclose(current[name], [MOM1 ** t, MOM2 ** t], rtol=1e-6,
                                        err_msg="%s: %s's step" % (what, name))
