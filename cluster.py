@@ -11,6 +11,7 @@ in lock-step, D and G alternating as on one machine.
 """
 
 import collections
+import contextlib
 import json
 import logging
 import threading
@@ -150,6 +151,34 @@ def wait_until_initialized(sess, variables, chief, wait_log_secs):
         time.sleep(0.5)
 
 
+LOST_ERRORS = (tf.errors.UnavailableError, tf.errors.AbortedError)
+CLOSE_SECONDS_AFTER_LOSS = 2
+
+
+@contextlib.contextmanager
+def closing_session(session, on_cluster):
+    """`session` as the default session, closed on the way out. Closing a
+    session whose parameter server is gone waits on the dead server until a
+    time limit (tf.Session's own is 30 s); a task that lost its cluster is
+    about to be restarted, so it waits CLOSE_SECONDS_AFTER_LOSS."""
+    try:
+        with session.as_default():
+            yield session
+    except LOST_ERRORS:
+        if not on_cluster:
+            session.close()
+            raise
+        closer = threading.Thread(target=session.close, name="SessionCloseThread", daemon=True)
+        closer.start()
+        closer.join(CLOSE_SECONDS_AFTER_LOSS)
+        raise
+    except BaseException:
+        session.close()
+        raise
+    else:
+        session.close()
+
+
 class SyncThreads(object):
     """The SyncReplicasOptimizers' per-session set-up and tear-down, as a
     context around the session (enter it before the session, so that it exits
@@ -171,7 +200,7 @@ class SyncThreads(object):
     close is time-limited and may not reach them, so the wait is short."""
 
     GRACE_SECONDS = 30
-    GRACE_SECONDS_AFTER_AN_ERROR = 5
+    GRACE_SECONDS_AFTER_AN_ERROR = 2
 
     def __init__(self):
         self._coordinator = tf.train.Coordinator()

@@ -300,7 +300,7 @@ def _run_on(run):
     and a one-line reason, so that the launcher or the job restarts it."""
     try:
         return _run(run)
-    except (tf.errors.UnavailableError, tf.errors.AbortedError) as e:
+    except cluster.LOST_ERRORS as e:
         if run.placement.workers is None:
             raise
         log.error("Lost contact with the cluster (%s): a parameter server is gone, and the "
@@ -447,9 +447,10 @@ def _run(run):
         session_conf = cluster.session_filters(workers, session_conf)
         batch_size = config.batch_size * workers.num_workers  # the log shows global instances/sec
     session = tf.Session(target, graph=graph.graph, config=session_conf)
-    # SyncThreads outside the session: tf.Session's exit closes it first (with a
-    # time limit after an error), which releases the threads SyncThreads joins.
-    with cluster.SyncThreads() as sync_threads, graph.graph.as_default(), session as sess:
+    # SyncThreads outside the session: the session closes first (with a time
+    # limit after losing the cluster), which releases the threads SyncThreads joins.
+    with cluster.SyncThreads() as sync_threads, graph.graph.as_default(), \
+            cluster.closing_session(session, workers is not None) as sess:
         step = _start(sess, run, sync_threads)
         writer = _NullWriter()
         if chief:
