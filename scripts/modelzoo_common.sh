@@ -3,6 +3,8 @@
 # train_full_8p.sh): argument parsing, the trainer command, and the figures Huawei's
 # tooling reads, computed from the trainer's log lines:
 #   [train step N] Supervised loss: a D loss: b G loss: c Accuracy: d (t sec/batch, r instances/sec)
+# The trainer runs with $PYTHON if set (e.g. PYTHON=/opt/venv/bin/python), else the
+# python3 first on PATH.
 
 Network="Improved-GAN_ID2094_for_TensorFlow"
 repo_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -51,8 +53,8 @@ parse_modelzoo_args() {
 run_trainer() {
     local device_id="$1" log_file="$2" train_dir="${3:-$output_path/output/$1/ckpt}"
     mkdir -p "$(dirname "$log_file")"
-    (cd "$repo_dir" && python3 trainer.py --dataset "$dataset" --data_dir "$data_path" \
-        --max_training_steps "$train_steps" --batch_size "$batch_size" \
+    (cd "$repo_dir" && "${PYTHON:-python3}" trainer.py --dataset "$dataset" \
+        --data_dir "$data_path" --max_training_steps "$train_steps" --batch_size "$batch_size" \
         --train_dir "$train_dir" --device auto) > "$log_file" 2>&1
 }
 
@@ -73,6 +75,13 @@ mean_of_last_train_field() {
 report() {
     local log_file="$1" e2e_time="$2" rank_size="$3" kind="$4" device_id="$5"
     local fps_per_card sec_per_step train_accuracy actual_loss fps
+    local done_line
+    done_line=$(grep -m 1 "is already trained to step" "$log_file")
+    if [[ -n "$done_line" ]]; then
+        echo "[Error] no step was trained, so there are no figures to report: ${done_line#*] }"
+        echo "Pass a larger --train_steps, or another --output_path for a new run."
+        exit 1
+    fi
     fps_per_card=$(mean_of_last_train_field "$log_file" fps)
     sec_per_step=$(mean_of_last_train_field "$log_file" sec)
     train_accuracy=$(mean_of_last_train_field "$log_file" acc)
@@ -118,9 +127,18 @@ run_one_card() {
     export RANK_SIZE=1 RANK_ID=0
     ASCEND_DEVICE_ID=${ASCEND_DEVICE_ID:-0}
     local log_file="$output_path/output/$ASCEND_DEVICE_ID/train_$ASCEND_DEVICE_ID.log"
-    local start_time status e2e_time
+    local start_time status e2e_time train_dir=""
+    if [[ "$kind" == perf ]]; then
+        # Timed from a fresh start every time: resumed from a run that is already
+        # trained this far (a full run's ckpt/, an earlier perf run) it would time nothing.
+        train_dir="$output_path/output/$ASCEND_DEVICE_ID/ckpt_perf"
+        if [[ -d "$train_dir" ]]; then
+            echo "Removing the previous performance run's folder $train_dir"
+            rm -rf "$train_dir"
+        fi
+    fi
     start_time=$(date +%s)
-    run_trainer "$ASCEND_DEVICE_ID" "$log_file"
+    run_trainer "$ASCEND_DEVICE_ID" "$log_file" "$train_dir"
     status=$?
     e2e_time=$(( $(date +%s) - start_time ))
     if [[ $status -ne 0 ]]; then

@@ -9,6 +9,7 @@
 # card. A card that exits with an error leaves the others blocked in a
 # collective: this script then stops them (SIGTERM, SIGKILL after
 # STOP_GRACE_SECS, default 60) instead of waiting for HCCL's timeout.
+# Each card runs trainer.py with $PYTHON if set, else the python3 first on PATH.
 source "$(dirname "${BASH_SOURCE[0]}")/modelzoo_common.sh"
 train_steps=40000
 RANK_SIZE=${RANK_SIZE:-8}
