@@ -2,11 +2,13 @@
 MD5-verified before anything reads them."""
 
 import http.client
+import ipaddress
 import logging
 import os
 import re
 import socket
 import urllib.error
+import urllib.parse
 import urllib.request
 
 from tqdm import tqdm
@@ -18,11 +20,33 @@ log = logging.getLogger(__name__)
 
 _CHUNK = 1 << 16
 
+# For this machine's own hosts: no proxy, which could not reach them anyway.
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def is_loopback(url):
+    """True if `url` names this machine: localhost (or *.localhost), 127.0.0.0/8, ::1."""
+    host = (urllib.parse.urlsplit(url).hostname or "").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _open(request, timeout):
+    """urlopen, with the user's proxy settings (HTTP_PROXY, ...) as urllib
+    applies them by default, except for loopback hosts, fetched directly."""
+    if is_loopback(request.full_url):
+        return _DIRECT.open(request, timeout=timeout)
+    return urllib.request.urlopen(request, timeout=timeout)
+
 
 def _download(url, dest, timeout, progress):
     """Streams `url` into `dest`; raises IOError if the body is cut short."""
     request = urllib.request.Request(url, headers={"User-Agent": "ssgan-download/1.0"})
-    with urllib.request.urlopen(request, timeout=timeout) as response:
+    with _open(request, timeout) as response:
         length = response.headers.get("Content-Length")
         total = int(length) if length and length.isdigit() else None
         received = 0
@@ -98,14 +122,20 @@ def fetch(urls, dest, expected_md5, skip_checksum=False, timeout=60, progress=Tr
         % (name, "\n  ".join(failures)))
 
 
-def verify_local(path, expected_md5, skip_checksum=False):
+def verify_local(path, expected_md5, skip_checksum=False, from_checksums=False):
     """Checks a local copy given with --source; raises DownloadError if it is
-    missing or does not match."""
+    missing or does not match (from_checksums: the digest is the user's
+    --checksums file's, not the canonical one)."""
     name = os.path.basename(path)
     if not os.path.isfile(path):
         raise DownloadError("%s not found: --source must be a folder holding the canonical "
                             "file %s" % (path, name))
     if not _checksum_ok(path, name, expected_md5, skip_checksum, path):
+        if from_checksums:
+            raise DownloadError("%s has MD5 %s but the --checksums file gives %s for %s. Use "
+                                "the file those digests are of, correct the --checksums file, "
+                                "or pass --skip_checksum to accept it."
+                                % (path, md5sum(path), expected_md5, name))
         raise DownloadError("%s has MD5 %s but the canonical %s has %s. Use the original "
                             "file, pass --checksums FILE with the digests of your copies, or "
                             "--skip_checksum to accept it." % (path, md5sum(path), name,

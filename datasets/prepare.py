@@ -45,7 +45,8 @@ def prepare(spec, data_dir, mirror=None, source=None, checksums=None, skip_check
         if source:
             paths = local_paths(spec, source)
             for name, path in paths.items():
-                fetch.verify_local(path, digests[name], skip_checksum)
+                fetch.verify_local(path, digests[name], skip_checksum,
+                                   from_checksums=name in (checksums or {}))
             log.info("%s: using local files in %s", spec.name, source)
         else:
             paths = local_paths(spec, os.path.join(staging, "downloads"))

@@ -290,3 +290,170 @@ def test_command_line_exit_status_and_help(tmp_path):
     assert helped.returncode == 0
     for flag in ("--mirror", "--source", "--skip_checksum", "--force", "--checksums"):
         assert flag in helped.stdout
+
+
+def test_loopback_downloads_bypass_the_proxy_and_other_hosts_use_it(tmp_path, monkeypatch):
+    """With HTTP_PROXY set (a corporate machine, a CI runner), a loopback
+    mirror (127.0.0.1, localhost) is fetched directly, not through the proxy
+    (which cannot reach this machine's loopback); any other host still goes
+    through the user's proxy, as urllib does by default."""
+    import socket
+    import urllib.request
+    served = tmp_path / "served"
+    served.mkdir()
+    (served / "f.bin").write_bytes(b"payload")
+    expected = fakedata.md5(str(served / "f.bin"))
+    # An unreachable proxy: a port held, never listening, so connecting is refused.
+    dead = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    dead.bind(("127.0.0.1", 0))
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+
+    def use_proxy(url):
+        for name in ("HTTP_PROXY", "http_proxy"):
+            monkeypatch.setenv(name, url)
+        # urlopen keeps the opener (and the proxies) of its first call: read them anew
+        monkeypatch.setattr(urllib.request, "_opener", None, raising=False)
+
+    try:
+        use_proxy("http://127.0.0.1:%d" % dead.getsockname()[1])
+        with fakedata.FileServer(str(served)) as server:
+            for host in ("127.0.0.1", "localhost"):
+                url = server.url.replace("127.0.0.1", host) + "f.bin"
+                dest = str(tmp_path / ("%s.bin" % host))
+                assert fetch.fetch([url], dest, expected, timeout=10, progress=False) == url
+                assert open(dest, "rb").read() == b"payload"
+            assert server.requests == ["/f.bin", "/f.bin"]
+    finally:
+        dead.close()
+    assert fetch.is_loopback("http://[::1]:8000/f.bin")  # the server above is IPv4 only
+    assert not fetch.is_loopback("http://127.0.0.1.example.invalid/f.bin")
+    # Elsewhere the proxy is used: one that serves http://example.invalid/f.bin
+    # (the absolute URL a proxy is sent, as a path under its folder).
+    proxied = tmp_path / "proxy" / "http:" / "example.invalid"
+    proxied.mkdir(parents=True)
+    (proxied / "f.bin").write_bytes(b"payload")
+    with fakedata.FileServer(str(tmp_path / "proxy")) as proxy:
+        use_proxy(proxy.url)
+        url = "http://example.invalid/f.bin"
+        dest = str(tmp_path / "elsewhere.bin")
+        assert fetch.fetch([url], dest, expected, timeout=10, progress=False) == url
+        assert proxy.requests == [url]
+    assert open(dest, "rb").read() == b"payload"
+
+
+PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy")
+
+
+@pytest.mark.parametrize("where", ["mirror", "source"])
+def test_a_file_that_differs_from_the_checksums_file_is_refused(tmp_path, capsys, monkeypatch,
+                                                                where):
+    """--checksums with one wrong digest: the run stops with status 1 (the
+    documented status of every download.py error), naming the file and
+    both digests, and leaves no dataset and no staging folder behind."""
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    served = tmp_path / "served"
+    served.mkdir()
+    fakedata.make_mnist_files(str(served))
+    sums = fakedata.write_md5sums(str(served), str(tmp_path / "sums.md5"))
+    bad = "t10k-labels-idx1-ubyte.gz"
+    actual, wrong = fakedata.md5(str(served / bad)), "0123456789abcdef0123456789abcdef"
+    with open(sums) as f:
+        text = f.read()
+    assert text.count(actual) == 1
+    with open(sums, "w") as f:
+        f.write(text.replace(actual, wrong))
+    data_dir = str(tmp_path / "data")
+    args = ("--dataset", "MNIST", "--data_dir", data_dir, "--checksums", sums)
+    if where == "mirror":
+        with fakedata.FileServer(str(served)) as server:
+            assert run(*(args + ("--mirror", server.url))) == 1
+        expected = ["could not download %s:" % bad,
+                    "%s%s: MD5 %s does not match the expected %s" % (server.url, bad, actual,
+                                                                     wrong)]
+    else:
+        assert run(*(args + ("--source", str(served)))) == 1
+        expected = ["%s has MD5 %s but the --checksums file gives %s for %s"
+                    % (served / bad, actual, wrong, bad)]
+    err = capsys.readouterr().err
+    for text in expected:
+        assert text in err, err
+    assert "Traceback" not in err
+    assert os.listdir(data_dir) == []  # no dataset, no staging folder, no .part file
+    assert sorted(os.listdir(str(served))) == sorted(
+        ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+         "t10k-images-idx3-ubyte.gz", bad])  # the copies are left alone
+
+
+class _StalledServer(object):
+    """A loopback HTTP server that reads each request, sends `head` (nothing,
+    or headers and the start of a body) and then nothing more, holding the
+    connection open until it is closed."""
+
+    def __init__(self, head):
+        import socket
+        import threading
+        self.head = head
+        self.requests = []
+        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._socket.bind(("127.0.0.1", 0))
+        self._socket.listen(5)
+        self._socket.settimeout(0.05)
+        self.url = "http://127.0.0.1:%d/" % self._socket.getsockname()[1]
+        self._stop = threading.Event()
+        self._connections = []
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    def _serve(self):
+        import socket
+        while not self._stop.is_set():
+            try:
+                connection, _ = self._socket.accept()
+            except socket.timeout:
+                continue
+            self._connections.append(connection)
+            connection.settimeout(5)
+            try:
+                self.requests.append(connection.recv(65536).split(b"\r\n")[0].decode())
+                connection.sendall(self.head)
+            except OSError:
+                pass
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join(5)
+        for connection in self._connections:
+            connection.close()
+        self._socket.close()
+
+
+@pytest.mark.parametrize("stall", ["before the headers", "mid-body"])
+def test_a_stalled_download_fails_after_the_timeout(tmp_path, capsys, monkeypatch, stall):
+    """A host that accepts the connection and then sends nothing more (before
+    its headers, or part way through the body): download.py gives up after
+    --timeout seconds without data, with status 1, naming the file, and
+    leaves nothing half-written."""
+    import time
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    head = b""
+    if stall == "mid-body":
+        head = b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n" + b"\x1f\x8b" + b"x" * 5000
+    data_dir = str(tmp_path / "data")
+    with _StalledServer(head) as server:
+        start = time.time()
+        assert download.main(["--dataset", "MNIST", "--data_dir", data_dir, "--mirror",
+                              server.url, "--no_progress", "--timeout", "1"]) == 1
+        took = time.time() - start
+    assert 0.9 <= took < 5, took
+    assert server.requests == ["GET /train-images-idx3-ubyte.gz HTTP/1.1"]
+    err = capsys.readouterr().err
+    assert "could not download train-images-idx3-ubyte.gz:\n  %strain-images-idx3-ubyte.gz: " \
+           "timed out" % server.url in err, err
+    assert "Traceback" not in err
+    assert os.listdir(data_dir) == []  # no dataset, no staging folder, no .part file
