@@ -93,10 +93,22 @@ def test_combinations_that_cannot_do_what_they_say_are_refused(argv, message):
 
 
 def test_flags_that_apply_are_accepted():
-    resolve(["--method", "improved_gan", "--feature_matching", "l1", "--data_seed", "3",
-             "--unlabeled_weight", "2", "--update_rate", "2"])
-    resolve(["--num_labeled", "100", "--data_seed", "3", "--unlabeled_weight", "2"])
-    resolve(["--norm_type", "instance", "--deconv_type", "nn", "--bn_decay", "0.99"])
+    # No ConfigError, and each flag given reaches the resolved config with its
+    # value (the recipe does not overwrite it).
+    c, from_recipe = resolve(["--method", "improved_gan", "--feature_matching", "l1",
+                              "--data_seed", "3", "--unlabeled_weight", "2", "--update_rate",
+                              "2"])
+    assert (c.method, c.arch, c.num_labeled) == ("improved_gan", "paper", 100)  # MNIST recipe
+    assert (c.feature_matching, c.data_seed, c.unlabeled_weight, c.update_rate) == \
+        ("l1", 3, 2.0, 2)
+    assert not {"feature_matching", "data_seed", "unlabeled_weight",
+                "update_rate"} & set(from_recipe)
+    c, _ = resolve(["--num_labeled", "100", "--data_seed", "3", "--unlabeled_weight", "2"])
+    assert (c.method, c.arch) == ("ssgan", "reference")
+    assert (c.num_labeled, c.data_seed, c.unlabeled_weight) == (100, 3, 2.0)
+    c, _ = resolve(["--norm_type", "instance", "--deconv_type", "nn", "--bn_decay", "0.99"])
+    assert (c.arch, c.norm_type, c.deconv_type, c.bn_decay) == ("reference", "instance", "nn",
+                                                                0.99)
 
 
 def test_help_shows_each_recipes_defaults():

@@ -153,9 +153,13 @@ def test_sample_grid_has_a_row_per_class(trained):
 
 
 @pytest.mark.slow
-def test_a_checkpoint_still_being_written_is_skipped(trained, tmp_path):
+def test_a_checkpoint_still_being_written_is_skipped(trained, data, tmp_path, capsys):
     run_dir = str(tmp_path / "run")
     shutil.copytree(trained[0], run_dir)
+    # Reports other tests left in the trained run must not count as this one's.
+    for name in os.listdir(run_dir):
+        if name.startswith("eval-"):
+            os.remove(os.path.join(run_dir, name))
     # The `checkpoint` file lists model-400, whose data file is not there
     # (being written, or lost): the newest complete checkpoint is read.
     open(os.path.join(run_dir, "model-400.index"), "w").close()
@@ -165,8 +169,20 @@ def test_a_checkpoint_still_being_written_is_skipped(trained, tmp_path):
         f.write('model_checkpoint_path: "model-400"\n')
         f.write("".join('all_model_checkpoint_paths: "%s"\n' % p for p in paths))
     assert tf.train.latest_checkpoint(run_dir).endswith("model-400")
+    capsys.readouterr()
     assert evaler.main(["--checkpoint", run_dir, "--samples_per_class", "0"]) == 0
-    assert os.path.isfile(os.path.join(run_dir, "eval-300-test.json"))
+    err = capsys.readouterr().err
+    assert "Skipping checkpoint %s" % os.path.join(run_dir, "model-400") in err
+    # model-300 was read: not model-400, not an older one.
+    assert sorted(n for n in os.listdir(run_dir) if n.startswith("eval-")) == \
+        ["eval-300-test.json"]
+    with open(os.path.join(run_dir, "eval-300-test.json")) as f:
+        report = json.load(f)
+    assert report["step"] == 300
+    assert report["checkpoint"] == os.path.join(run_dir, "model-300")
+    labels, predictions = numpy_predictions(run_dir, os.path.join(run_dir, "model-300"),
+                                            data["easy"])
+    assert report["num_correct"] == int((labels == predictions).sum())
 
 
 @pytest.mark.slow

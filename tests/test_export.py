@@ -60,3 +60,61 @@ def test_export_of_a_missing_checkpoint_fails_clearly(tmp_path, capsys):
                         "--output", str(tmp_path / "x.pb")]) == 2
     assert "not found" in capsys.readouterr().err
     assert not os.path.exists(str(tmp_path / "x.pb"))
+
+
+def discriminator_outputs(checkpoint, images, from_averages):
+    """D's class logits with its trainable weights read from the checkpoint's
+    moving averages (from_averages) or as trained; batch-norm statistics as saved."""
+    with tf.Graph().as_default():
+        logits = model_lib.Discriminator(10, "batch", 0.9)(tf.constant(images), training=False)
+        names = {}
+        for variable in tf.global_variables():
+            name = variable.op.name
+            if from_averages and variable in tf.trainable_variables():
+                name += "/ExponentialMovingAverage"
+            names[name] = variable
+        with tf.Session() as sess:
+            tf.train.Saver(names).restore(sess, checkpoint)
+            return sess.run(logits)[:, :10]
+
+
+def frozen_outputs(path, images):
+    with tf.Graph().as_default() as graph:
+        tf.import_graph_def(load_frozen(path), name="")
+        with tf.Session() as sess:
+            return sess.run("logits:0", {graph.get_tensor_by_name("image:0"): images})
+
+
+@pytest.mark.slow
+def test_weights_choose_the_moving_average_or_the_trained_weights(trained, data, tmp_path,
+                                                                  capsys):
+    """--weights ema / raw / auto: a run with --ema_decay (the trained run's
+    weights, then 4 steps at a high rate, so that the average lags behind)
+    exports different classifiers, each the one its checkpoint variables give;
+    auto takes the average. A run without a moving average refuses ema."""
+    import trainer
+    run_dir = str(tmp_path / "ema")
+    assert trainer.main(["--dataset", data["easy"], "--train_dir", run_dir, "--checkpoint",
+                         trained[0], "--ema_decay", "0.9", "--learning_rate_d", "0.01",
+                         "--max_training_steps", "4"]) == 0
+    checkpoint = os.path.join(run_dir, "model-4")
+    images = np.random.RandomState(1).uniform(-1, 1, (8, 16, 16, 1)).astype(np.float32)
+    outputs = {}
+    for weights in ("ema", "raw", "auto"):
+        output = str(tmp_path / ("%s.pb" % weights))
+        assert export.main(["--checkpoint", run_dir, "--output", output,
+                            "--weights", weights]) == 0
+        outputs[weights] = frozen_outputs(output, images)
+    average = discriminator_outputs(checkpoint, images, from_averages=True)
+    raw = discriminator_outputs(checkpoint, images, from_averages=False)
+    assert np.abs(average - raw).max() > 0.05  # the two are told apart below
+    np.testing.assert_allclose(outputs["ema"], average, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(outputs["raw"], raw, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(outputs["auto"], average, rtol=1e-4, atol=1e-4)
+    # The trained run kept no average: ema is refused.
+    capsys.readouterr()
+    assert export.main(["--checkpoint", trained[0], "--output", str(tmp_path / "x.pb"),
+                        "--weights", "ema"]) == 2
+    assert "--weights ema: this run kept no moving average of D's weights" in \
+        capsys.readouterr().err
+    assert not os.path.exists(str(tmp_path / "x.pb"))

@@ -30,7 +30,15 @@ CONFIGS = {
 # ones. Measured over three initialisations at batch 32: outputs bfloat16
 # <= 0.045, float16 <= 0.0009; gradients bfloat16 <= 0.30, float16 <= 0.03.
 # A dropped or mis-cast gradient is off by ~1.
-BOUNDS = {tf.bfloat16: (0.1, 0.5), tf.float16: (0.005, 0.08)}
+# bfloat16 gradients re-measured (TF 2 CPU build, AMD EPYC with avx512_bf16;
+# the same numbers on every run): the reference nets at this test's seed 0,
+# D 0.119 and G 0.204; over seeds 0-9, D <= 0.163 and G <= 0.285 (seed 1);
+# the paper's nets <= 0.017. The bound, 0.35, sits 20% above the worst seed.
+# It catches what 0.5 let through: G's deconv2 layer (~45% of G's gradient
+# norm) getting no gradient in the bfloat16 path measured 0.486.
+# (float16 there: outputs 0.0042 and G gradients 0.074 at seed 0, close to
+# their bounds; other seeds reach 0.0057 and 0.118.)
+BOUNDS = {tf.bfloat16: (0.1, 0.35), tf.float16: (0.005, 0.08)}
 BATCH = 32
 
 

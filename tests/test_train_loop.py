@@ -55,3 +55,110 @@ def test_a_save_that_takes_half_of_hccls_timeout_warns(caplog):
     caplog.clear()
     train_loop._warn_if_near_hccl_timeout(1000, 40, {"HCCL_EXEC_TIMEOUT": "3600"})
     assert "HCCL" not in caplog.text
+
+
+def test_update_rate_gives_g_that_many_steps_after_each_d_step(data):
+    """--update_rate's rule (its help: step s trains G when s % (update_rate + 1)
+    > 0, else D), written out by hand for the first steps."""
+    def schedule(args, steps):
+        config, _, _ = parse_train_config(["--dataset", data["easy"]] + args)
+        return "".join("G" if train_loop.trains_g(config, s) else "D" for s in range(steps))
+
+    assert schedule([], 8) == "DGDGDGDG"  # the paper's iteration: one D step, one G step
+    assert schedule(["--update_rate", "2"], 10) == "DGGDGGDGGD"
+    assert schedule(["--update_rate", "3"], 10) == "DGGGDGGGDG"
+    assert schedule(["--method", "supervised"], 4) == "DDDD"  # G is never trained
+    # Resumed at any step the schedule goes on by the global step: 3000 = 750 * 4.
+    config, _, _ = parse_train_config(["--dataset", data["easy"], "--update_rate", "3"])
+    assert [train_loop.trains_g(config, s) for s in range(3000, 3005)] == \
+        [False, True, True, True, False]
+
+
+def _network_weights(checkpoint):
+    """D's and G's trained weights in a checkpoint (no Adam slots, no
+    batch-norm statistics, no moving averages)."""
+    import tensorflow.compat.v1 as tf
+    reader = tf.train.NewCheckpointReader(checkpoint)
+    return {n: reader.get_tensor(n) for n in reader.get_variable_to_shape_map()
+            if n.startswith(("Discriminator/", "Generator/")) and "adam" not in n.lower()
+            and "moving" not in n.lower()}
+
+
+@pytest.mark.slow
+def test_update_rate_2_run_trains_g_twice_then_d(data, tmp_path):
+    """A run with --update_rate 2 and a checkpoint after every step: steps
+    1 and 2 change G's weights alone, step 3 D's alone."""
+    import os
+
+    import numpy as np
+
+    import trainer
+    run_dir = str(tmp_path / "run")
+    assert trainer.main(["--dataset", data["easy"], "--train_dir", run_dir, "--update_rate", "2",
+                         "--max_training_steps", "4", "--output_save_step", "1",
+                         "--max_to_keep", "10"]) == 0
+    weights = [_network_weights(os.path.join(run_dir, "model-%d" % s)) for s in (1, 2, 3, 4)]
+    assert len(weights[0]) > 10
+    changed = []
+    for before, after in zip(weights, weights[1:]):
+        moved = {n.split("/")[0] for n in before if not np.array_equal(before[n], after[n])}
+        changed.append(" ".join(sorted(moved)))
+    # model-1 -> model-2 is step 1, model-2 -> model-3 step 2, model-3 -> model-4 step 3.
+    assert changed == ["Generator", "Generator", "Discriminator"]
+
+
+@pytest.mark.slow
+def test_a_collapsing_run_logs_the_collapse_warning(data, tmp_path):
+    """A run in which D really wins: G frozen (learning rate 1e-9) while D
+    learns to tell its samples from the data. D's unlabeled loss falls below
+    1e-3 and G's feature matching climbs far above its first epoch's level;
+    the trainer feeds its log lines to the collapse detector and train.log
+    gets the warning once, right after the line that completed it, and the
+    run goes on (a warning, not a stop)."""
+    import os
+    import re
+
+    import trainer
+    run_dir = str(tmp_path / "run")
+    weight = 5.0
+    # batch 200: an epoch is 640 // 200 = 3 D steps and 3 G steps, so the
+    # lines of steps 1-6 are the first epoch's.
+    assert trainer.main(["--dataset", data["easy"], "--train_dir", run_dir,
+                         "--method", "improved_gan", "--batch_size", "200",
+                         "--unlabeled_weight", str(weight), "--learning_rate_g", "1e-9",
+                         "--max_training_steps", "60", "--log_step", "1",
+                         "--test_sample_step", "1000", "--output_save_step", "1000"]) == 0
+    with open(os.path.join(run_dir, "train.log")) as f:
+        lines = f.read().splitlines()
+    values = {}  # step: (D's unlabeled loss, feature matching) as the line shows them
+    for line in lines:
+        m = re.search(r"\[train step +(\d+)\] Supervised loss: (\S+) D loss: (\S+) G loss: (\S+)",
+                      line)
+        if m:
+            supervised, d_loss, g_loss = (float(v) for v in m.group(2, 3, 4))
+            values[int(m.group(1))] = ((d_loss - supervised) / weight, g_loss)
+    assert sorted(values) == list(range(1, 61))
+    warnings = [i for i, line in enumerate(lines) if "The GAN has collapsed" in line]
+    assert len(warnings) == 1, "\n".join(lines[-80:])
+    warning = lines[warnings[0]]
+    assert " WARNING The GAN has collapsed (from step " in warning
+    m = re.search(r"from step (\d+)\): D's unlabeled real-vs-generated loss has stayed below "
+                  r"0\.001 for 5 log lines \(\S+ at step (\d+)\), .* G's feature matching is "
+                  r"(\S+); it was (\S+) in the first epoch", warning)
+    assert m, warning
+    start, at = int(m.group(1)), int(m.group(2))
+    matching, baseline = float(m.group(3)), float(m.group(4))
+    # Logged right after the line that completed it: five lines below the floor.
+    assert re.search(r"\[train step +%d\]" % at, lines[warnings[0] - 1])
+    assert start == at - 4
+    assert all(values[s][0] < 1e-3 + 1e-5 for s in range(start, at + 1))
+    assert values[start - 1][0] > 1e-3 - 1e-5
+    # Its numbers are the logged ones: G's loss is the feature matching, and
+    # the baseline is the median of the first epoch's (healthy) lines, steps 1-6.
+    assert abs(matching - values[at][1]) <= 0.01 * values[at][1]
+    first = sorted(values[s][1] for s in range(1, 7) if values[s][0] >= 1e-3)
+    assert len(first) == 6
+    median = 0.5 * (first[2] + first[3])
+    assert abs(baseline - median) <= 0.01 * median
+    assert matching >= 10 * baseline or matching >= 20
+    assert "Training finished at step 60" in lines[-1]
