@@ -71,3 +71,24 @@ def trained(data, tmp_path_factory):
                            "--dump_result", "--log_step", "10", "--test_sample_step", "25",
                            "--write_summary_step", "50"])
     return run_dir, status
+
+
+# The supervised baseline has no random op, so a run stopped and resumed repeats
+# an uninterrupted one bit for bit; a checkpoint every other step.
+SUPERVISED_RUN = ["--method", "supervised", "--arch", "reference", "--num_labeled", "50",
+                  "--seed", "3", "--batch_size", "30", "--ema_decay", "0.9",
+                  "--output_save_step", "2", "--max_to_keep", "1000", "--log_step", "1",
+                  "--test_sample_step", "1000"]
+SUPERVISED_STEPS = 30
+
+
+@pytest.fixture(scope="session")
+def uninterrupted(data, tmp_path_factory):
+    """SUPERVISED_RUN on the easy dataset for SUPERVISED_STEPS steps, never
+    stopped: the run folder, which test_kill and test_semi_supervised's resumed
+    runs must end equal to."""
+    import trainer
+    run_dir = str(tmp_path_factory.mktemp("uninterrupted") / "run")
+    assert trainer.main(["--dataset", data["easy"], "--train_dir", run_dir,
+                         "--max_training_steps", str(SUPERVISED_STEPS)] + SUPERVISED_RUN) == 0
+    return run_dir

@@ -1,4 +1,4 @@
-"""scripts/benchmark.py: its FLOP count against a hand count, and a smoke run."""
+"""scripts/benchmark.py: its FLOP count against a hand count (its smoke runs, with\nevery precision and mode, are the README's commands in test_readme.py)."""
 
 import os
 import re
@@ -65,21 +65,6 @@ def test_model_flops_are_the_references_and_executed_ones_fewer():
 
 
 @pytest.mark.slow
-def test_smoke_run_prints_the_table():
-    result = subprocess.run(
-        [sys.executable, "scripts/benchmark.py", "--smoke", "--train_batches", "4",
-         "--infer_batches", "4", "--image_shape", "16", "16", "1", "--precisions", "fp32",
-         "bf16"], cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr
-    lines = result.stdout.splitlines()
-    for precision in ("fp32", "bf16"):
-        for mode in ("training", "inference"):
-            assert any(re.match(r"^%s\s+%s\s+4\s+\d+\.\d\d\s+\d+\.\d" % (precision, mode), l)
-                       for l in lines), result.stdout
-    assert re.search(r"matmul rate \(GFLOP/s\): bfloat16 \d+, float32 \d+", result.stdout)
-
-
-@pytest.mark.slow
 def test_paper_mlp_step_flops_match_a_hand_count():
     # Multiply-adds per image. D: 784-1000-500-250-250-250-10; G: 100-500-500-784.
     d = 784 * 1000 + 1000 * 500 + 500 * 250 + 2 * 250 * 250 + 250 * 10
@@ -110,3 +95,47 @@ def test_resume_benchmark_times_a_real_resume(data):
     assert done.returncode == 0, done.stderr[-3000:]
     rows = re.findall(r"^(\d+) +([\d.]+)$", done.stdout, re.M)
     assert [r[0] for r in rows] == ["7"] and float(rows[0][1]) > 0
+
+
+def _load_script(name):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        name, os.path.join(ROOT, "scripts", "%s.py" % name))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_input_benchmark_prints_preparation_times_and_examples_per_second(data, capsys):
+    """scripts/benchmark_input.py, tiny: the times of writing a synthetic
+    dataset and its TFRecord cache, then examples/sec per batch size
+    (docs/performance.md, "Input pipeline"); with --dataset, no writing."""
+    script = _load_script("benchmark_input")
+    timing = ["--batch_sizes", "4", "16", "--seconds", "0.2", "--warmup_batches", "2"]
+    assert script.main(["--num_examples", "140"] + timing) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^wrote data\.hdf5 \(140 examples\): \d+\.\d s$", out, re.M), out
+    assert re.search(r"^TFRecord cache \(read data\.hdf5 \+ convert, or reuse\): \d+\.\d s$", out,
+                     re.M), out
+    assert re.search(r"^batch +examples/sec$", out, re.M), out
+    rows = re.findall(r"^(\d+) +(\d+)$", out, re.M)
+    assert [r[0] for r in rows] == ["4", "16"] and all(int(r[1]) > 0 for r in rows), out
+    assert script.main(["--dataset", data["easy"]] + timing) == 0
+    out = capsys.readouterr().out
+    assert "wrote data.hdf5" not in out and "TFRecord cache" in out
+    assert [r[0] for r in re.findall(r"^(\d+) +(\d+)$", out, re.M)] == ["4", "16"], out
+
+
+@pytest.mark.slow
+def test_cluster_benchmark_prints_each_settings_instances_per_second(data, capsys):
+    """scripts/benchmark_cluster.py at its smallest (one step, a 1-worker
+    cluster, 8x8 images): one process and 1 ps + 1 worker, each with the
+    instances/sec of its [train step] lines (docs/performance.md, "A cluster
+    on one machine")."""
+    script = _load_script("benchmark_cluster")
+    assert script.main(["--dataset", data["rgb"], "--steps", "1", "--workers", "1"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^setting +instances/s$", out, re.M), out
+    rates = dict(re.findall(r"^(one process|1 ps \+ 1 worker) +(\S+)$", out, re.M))
+    assert sorted(rates) == ["1 ps + 1 worker", "one process"], out
+    assert all(float(rate) > 0 for rate in rates.values()), out  # nan: no [train step] line

@@ -19,19 +19,15 @@ import tensorflow.compat.v1 as tf
 
 import checkpoints
 import run_folder
-import trainer
+from conftest import SUPERVISED_RUN, SUPERVISED_STEPS
 
 pytestmark = pytest.mark.slow  # every test here trains or runs commands
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-STEPS = 30
-# The supervised baseline has no random op, so a resumed run repeats an
-# uninterrupted one bit for bit (see test_semi_supervised); a checkpoint every
-# other step makes kills during a save likely.
-COMMON = ["--method", "supervised", "--arch", "reference", "--num_labeled", "50", "--seed", "3",
-          "--batch_size", "30", "--ema_decay", "0.9", "--output_save_step", "2",
-          "--max_to_keep", "1000", "--log_step", "1", "--test_sample_step", "1000",
-          "--max_training_steps", str(STEPS)]
+STEPS = SUPERVISED_STEPS
+# The supervised baseline (no random op: a resumed run repeats an uninterrupted
+# one bit for bit); a checkpoint every other step makes kills during a save likely.
+COMMON = SUPERVISED_RUN + ["--max_training_steps", str(STEPS)]
 
 
 def writing(name):
@@ -112,7 +108,8 @@ def model_values(checkpoint):
             if not n.startswith("Generator/")}  # G is untrained and its BN follows its noise
 
 
-def test_sigkill_at_random_moments_loses_nothing_past_the_last_save(data, tmp_path):
+def test_sigkill_at_random_moments_loses_nothing_past_the_last_save(data, uninterrupted,
+                                                                    tmp_path):
     run_dir = str(tmp_path / "killed")
     command = [sys.executable, os.path.join(ROOT, "trainer.py"), "--dataset", data["easy"],
                "--train_dir", run_dir] + COMMON
@@ -174,9 +171,7 @@ def test_sigkill_at_random_moments_loses_nothing_past_the_last_save(data, tmp_pa
     assert all(checkpoints.unreadable(p) is None for p in checkpoints.saved_up_to(run_dir, STEPS))
 
     # The same weights, bit for bit, as a run never interrupted.
-    whole = str(tmp_path / "whole")
-    assert trainer.main(["--dataset", data["easy"], "--train_dir", whole] + COMMON) == 0
-    a = model_values(os.path.join(whole, "model-%d" % STEPS))
+    a = model_values(os.path.join(uninterrupted, "model-%d" % STEPS))
     b = model_values(os.path.join(run_dir, "model-%d" % STEPS))
     assert sorted(a) == sorted(b) and len(a) > 20
     different = [n for n in a if not np.array_equal(a[n], b[n])]

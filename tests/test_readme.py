@@ -159,7 +159,8 @@ def _commands():
          "--skip_checksum", runs(check_download_fresh, "",
                                  {"/usr/share/datasets/fashion-mnist": "{fashion}"})),
         ("python trainer.py --dataset CIFAR10 --deconv_type nn --norm_type instance",
-         runs(check_trains("CIFAR10"), SHORT)),
+         runs(check_trains("CIFAR10", deconv_type="nn", norm_type="instance",
+                           image_shape=[32, 32, 3]), SHORT)),
         ("python trainer.py --dataset path/to/my_dataset --max_training_steps 5000",
          runs(check_trains("MY_DATASET"), SHORT, {"path/to/my_dataset": "{custom}"})),
         ("python trainer.py --train_dir train_dir/<run>", runs(
@@ -173,29 +174,32 @@ def _commands():
          "--batch_size 500", runs(check_evaluated("train"), "",
                                   {"train_dir/<run>/model-40000": "{run}/model-{step}"})),
         ("python export.py --checkpoint train_dir/<run> --output ssgan.pb", runs(
-            check_exported, "", {"train_dir/<run>": "{run}"})),
+            check_exported(-1), "", {"train_dir/<run>": "{run}"})),
         ("python export.py --checkpoint train_dir/<run> --output ssgan.pb --batch_size 1", runs(
-            check_exported, "", {"train_dir/<run>": "{run}"})),
+            check_exported(1), "", {"train_dir/<run>": "{run}"})),
         ("atc --model=ssgan.pb --framework=3 --output=ssgan --soc_version=Ascend310 "
          "--input_shape=\"image:1,28,28,1\" --out_nodes=\"logits:0\"", not_here(
              "is CANN's model converter (Ascend toolkit)",
              "tests/test_export.py::test_frozen_graph_round_trip")),
         ("python scripts/visualize_training.py train_dir/<run>", runs(
             check_visualized, "", {"train_dir/<run>": "{run}"})),
-        ("scripts/reproduce_mnist100.sh", runs(check_reproduced([1]), "--epochs 1")),
+        ("scripts/reproduce_mnist100.sh", runs(check_reproduced([1], 1), "--epochs 1")),
+        # seed 1 resumed to two epochs (its first epoch's reports kept), 2 and 3 trained
         ("scripts/reproduce_mnist100.sh --epochs 50 --seeds 1,2,3",
-         runs(check_reproduced([1, 2, 3]), "--epochs 1")),
+         runs(check_reproduced([1, 2, 3], 2, resumed=[1]), "--epochs 2")),
         ("scripts/reproduce_mnist100.sh --method supervised",
-         runs(check_reproduced([1], "supervised"), "--epochs 1")),
+         runs(check_reproduced([1], 1, "supervised"), "--epochs 1")),
         ("python trainer.py --dataset MNIST --method improved_gan", runs(
             check_paper_recipe, "--max_training_steps 4")),
         ("python trainer.py --dataset MNIST --precision bf16",
-         runs(check_trains("MNIST"), SHORT)),
+         runs(check_trains("MNIST", precision="bf16"), SHORT)),
         ("python trainer.py --dataset MNIST --precision fp16", runs(check_fp16_refused_on_cpu)),
         ("python scripts/benchmark.py", runs(
-            check_benchmark, "--smoke --train_batches 32 --infer_batches 32")),
+            check_benchmark({"training": [32], "inference": [32]}),
+            "--smoke --train_batches 32 --infer_batches 32")),
         ("python scripts/benchmark.py --arch paper --precisions fp32 bf16 --infer_batches "
-         "100 1000", runs(check_benchmark, "--smoke")),
+         "100 1000", runs(check_benchmark({"training": [100], "inference": [100, 1000]}),
+                          "--smoke")),
         ("OMP_NUM_THREADS=2 python scripts/benchmark_pytorch.py --arch paper --batch 100",
          not_here("needs PyTorch, which is not a dependency (installed separately to compare)",
                   "tests/test_readme.py::test_pytorch_benchmark_without_pytorch_says_so")),
@@ -268,12 +272,16 @@ def run_folders(ctx):
     return set(glob.glob(os.path.join(ctx["cwd"], "train_dir", "*", "config.json")))
 
 
-def check_trains(dataset):
+def check_trains(dataset, **saved):
+    """One new run folder for `dataset`, trained 10 steps; `saved`: what its
+    config.json must hold."""
     def check(result, ctx):
         ok(result)
         new = run_folders(ctx) - ctx["seen"]
         assert len(new) == 1, new
         run = os.path.dirname(new.pop())
+        config = json.load(open(os.path.join(run, "config.json")))
+        assert {key: config[key] for key in saved} == saved
         assert os.path.basename(run).startswith("default-%s_lr_g_" % dataset)
         assert os.path.isfile(os.path.join(run, "model-10.index"))
         assert "Training finished at step 10" in open(os.path.join(run, "train.log")).read()
@@ -302,17 +310,82 @@ def check_resumed(result, ctx):
 
 def check_tensorboard(result, ctx):
     assert ctx["run"].split("/")[-1] in result.tensorboard_runs
+    # it served until asked to stop, then stopped (SIGTERM's status)
+    assert result.returncode in (0, -signal.SIGTERM), (result.returncode, result.stdout)
 
 
-def check_reproduced(seeds, method="improved_gan"):
+def table_rows(stdout):
+    """seed -> (labels, epochs, errors, total) from the reproduction's table."""
+    rows = {}
+    for line in stdout.splitlines():
+        m = re.match(r"^(\d+) +(\d+) +([\d.]+) +(\d+) / (\d+) +[\d.]+ +\d+h\d\dm$", line)
+        if m:
+            rows[int(m.group(1))] = (int(m.group(2)), float(m.group(3)), int(m.group(4)),
+                                     int(m.group(5)))
+    return rows
+
+
+def curve_rows(stdout):
+    """epochs -> ([(moving-average errors, trained-weights errors) per seed
+    reported], mean or None) from the reproduction's curve."""
+    rows, inside = {}, False
+    for line in stdout.splitlines():
+        if line.startswith("test errors by epoch"):
+            inside = True
+        elif inside and re.match(r"^[\d.]+ ", line):
+            cells = re.findall(r"(\d+) \((\d+)\)", line)
+            mean = re.search(r"\)\s+([\d.]+)$", line)
+            rows[float(line.split()[0])] = ([(int(e), int(r)) for e, r in cells],
+                                            float(mean.group(1)) if mean else None)
+        elif inside and not line.startswith("epochs"):
+            inside = False
+    return rows
+
+
+def check_reproduced(seeds, epochs, method="improved_gan", resumed=()):
+    """The script's table and curve say what its evaluation reports say (3
+    iterations of 100 per epoch on the 300 fake training images; a report at
+    the end of each run, where --eval_every's default of 10 epochs is past
+    it); a resumed seed keeps its earlier reports and adds one."""
     def check(result, ctx):
         ok(result)
+        steps_per_epoch = 6 if method == "improved_gan" else 3
+        assert "3 iterations per epoch, %d epochs = %d steps per run" % (
+            epochs, epochs * steps_per_epoch) in result.stdout
+        rows, curve = table_rows(result.stdout), curve_rows(result.stdout)
+        assert sorted(rows) == seeds, result.stdout
+        reports = {}  # epochs -> {seed: (errors, trained-weights errors)}
         for seed in seeds:
             run = os.path.join(ctx["cwd"], "train_dir", "reproduce",
                                "MNIST-100labels-%s-seed%d" % (method, seed))
-            assert glob.glob(os.path.join(run, "eval-*-test.json")), run
-            assert re.search(r"^%d +100 +1(\.0)? +\d+ / 100 " % seed, result.stdout, re.M), \
-                result.stdout
+            with open(os.path.join(run, "labeled_ids.txt")) as f:
+                assert len(f.read().split()) == 100
+            with open(os.path.join(run, "wall_seconds.txt")) as f:  # one line per invocation
+                assert len(f.read().split()) == (2 if seed in resumed else 1)
+            for path in glob.glob(os.path.join(run, "eval-*-test.json")):
+                step = int(os.path.basename(path).split("-")[1])
+                raw = path[:-len(".json")] + "-raw.json"
+                reports.setdefault(step / steps_per_epoch, {})[seed] = (
+                    json.load(open(path))["errors"],
+                    json.load(open(raw))["errors"] if os.path.isfile(raw) else None)
+            final = reports[float(epochs)][seed][0]  # the table: the last, moving average
+            assert rows[seed] == (100, float(epochs), final, 100), result.stdout
+            if seed in resumed:
+                log = open(os.path.join(run, "train.log")).read()
+                assert "resuming from" in log
+                assert reports[float(epochs - 1)][seed] == ctx["reproduced"][seed]
+            ctx.setdefault("reproduced", {})[seed] = reports[float(epochs)][seed]
+        assert sorted(reports) == sorted(float(e) for e in range(1, epochs + 1))
+        if method != "improved_gan":  # no trained-weights column: no curve cells to read
+            return
+        for at, by_seed in reports.items():
+            cells, mean = curve[at]
+            assert cells == [by_seed[s] for s in seeds if s in by_seed], result.stdout
+            if len(seeds) > 1 and len(by_seed) == len(seeds):
+                assert mean == pytest.approx(sum(e for e, _ in by_seed.values()) / len(seeds),
+                                             abs=0.05)
+            else:
+                assert mean is None
     return check
 
 
@@ -338,9 +411,25 @@ def check_fp16_refused_on_cpu(result, ctx):
     assert run_folders(ctx) == ctx["seen"]
 
 
-def check_benchmark(result, ctx):
-    ok(result)
-    assert re.search(r"^fp32\s+training\s+\d+", result.stdout, re.M), result.stdout
+def check_benchmark(batches):
+    """A row per precision (fp32 and bf16 by default and as asked), mode and
+    batch: batch, ms/step, instances/s and the FLOP columns, the rate
+    consistent with the time; and the machine's matmul rates."""
+    def check(result, ctx):
+        ok(result)
+        rows = {}
+        for m in re.finditer(r"^(fp32|bf16|fp16)\s+(training|inference)\s+(\d+)\s+([\d.]+)\s+"
+                             r"([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+\d+%\s+\d+%$",
+                             result.stdout, re.M):
+            rows[(m.group(1), m.group(2), int(m.group(3)))] = [float(v) for v in m.groups()[3:]]
+        expected = [(p, mode, b) for p in ("fp32", "bf16") for mode in ("training", "inference")
+                    for b in batches[mode]]
+        assert sorted(rows) == sorted(expected), result.stdout
+        for (_, _, batch), (ms, per_second, model, executed, _) in rows.items():
+            assert per_second == pytest.approx(1000.0 * batch / ms, rel=0.01)
+            assert 0 < executed <= model
+        assert re.search(r"matmul rate \(GFLOP/s\): bfloat16 \d+, float32 \d+", result.stdout)
+    return check
 
 
 def check_evaluated(split):
@@ -352,10 +441,26 @@ def check_evaluated(split):
     return check
 
 
-def check_exported(result, ctx):
-    ok(result)
-    for name in ("ssgan.pb", "ssgan.pbtxt"):
-        assert os.path.getsize(os.path.join(ctx["cwd"], name)) > 0
+def check_exported(batch):
+    """ssgan.pb and ssgan.pbtxt: the same frozen graph, its `image` input of
+    the run's 28x28x1 with the batch asked for (-1: any), `logits` out, no
+    variables left."""
+    def check(result, ctx):
+        import tensorflow.compat.v1 as tf
+        from google.protobuf import text_format
+        ok(result)
+        binary, text = tf.GraphDef(), tf.GraphDef()
+        with open(os.path.join(ctx["cwd"], "ssgan.pb"), "rb") as f:
+            binary.ParseFromString(f.read())
+        with open(os.path.join(ctx["cwd"], "ssgan.pbtxt")) as f:
+            text_format.Parse(f.read(), text)
+        assert binary == text
+        nodes = {node.name: node for node in binary.node}
+        shape = [d.size for d in nodes["image"].attr["shape"].shape.dim]
+        assert (nodes["image"].op, shape) == ("Placeholder", [batch, 28, 28, 1])
+        assert "logits" in nodes
+        assert not [n for n in binary.node if n.op in ("VariableV2", "VarHandleOp")]
+    return check
 
 
 def check_visualized(result, ctx):
@@ -373,9 +478,16 @@ def check_local_cluster(result, ctx):
 def check_modelzoo(kind):
     def check(result, ctx):
         ok(result)
-        assert re.search(r"^Final Performance images/sec : [\d.]+$", result.stdout, re.M)
-        assert glob.glob(os.path.join(ctx["cwd"], "test", "output", "*",
-                                      "*_bs32_1p_%s.log" % kind))
+        fps = re.search(r"^Final Performance images/sec : ([\d.]+)$", result.stdout, re.M)
+        assert fps and "Training device : cpu" in result.stdout, result.stdout
+        case = "Improved-GAN_ID2094_for_TensorFlow_bs32_1p_%s" % kind
+        with open(os.path.join(ctx["cwd"], "test", "output", "0", case + ".log")) as f:
+            keys = dict(line.strip().split(" = ", 1) for line in f)
+        assert (keys["CaseName"], keys["RankSize"], keys["ActualFPS"]) == (case, "1", fps.group(1))
+        # the performance run trained afresh beside the full run's folder
+        folder = {"acc": "ckpt", "perf": "ckpt_perf"}[kind]
+        assert os.path.isfile(os.path.join(ctx["cwd"], "test", "output", "0", folder,
+                                           "model-20.index"))
     return check
 
 
@@ -435,22 +547,35 @@ def run_tensorboard(line, cwd, deadline=120):
             found = re.search(r"(http://127\.0\.0\.1:\d+/)", text)
             url = found.group(1) if found else None
         assert url, "tensorboard did not start:\n" + "".join(output)
+        # Loopback: never through a proxy the environment may name (HTTP_PROXY).
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        runs = None  # not asked yet: the deadline may pass before the first request
         while time.time() < end:  # its first load of the folder
-            runs = json.loads(urllib.request.urlopen(url + "data/runs", timeout=10).read())
+            with opener.open(url + "data/runs", timeout=10) as response:
+                runs = json.loads(response.read())
             if runs:
                 break
             time.sleep(0.5)
-        result = subprocess.CompletedProcess(line, 0, "".join(output), "")
+        assert runs, "tensorboard at %s listed no runs within %d s (%s):\n%s" % (
+            url, deadline, "it answered []" if runs == [] else "never asked, time was up",
+            "".join(output))
+        assert process.poll() is None, "tensorboard exited after answering"
+        # still serving: its status is the one it ends with on SIGTERM, below
+        result = subprocess.CompletedProcess(line, None, "", "")
         result.tensorboard_runs = runs
         return result
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         try:
-            process.wait(timeout=30)
+            status = process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
+            status = "killed: SIGTERM did not stop it within 30 s"
             process.wait()
+        output.append(process.stdout.read())
         process.stdout.close()
+        if "result" in locals():
+            result.returncode, result.stdout = status, "".join(output)
 
 
 @pytest.fixture(scope="module")
@@ -586,7 +711,7 @@ def test_readme_command_works_as_typed(command, ctx):
     else:
         result = run_command(line, cwd)
     case.run(result, local)
-    for key in ("run", "step"):
+    for key in ("run", "step", "reproduced"):
         if key in local:
             ctx[key] = local[key]
 
