@@ -480,9 +480,11 @@ def check_modelzoo(kind):
         ok(result)
         fps = re.search(r"^Final Performance images/sec : ([\d.]+)$", result.stdout, re.M)
         assert fps and "Training device : cpu" in result.stdout, result.stdout
+        assert float(fps.group(1)) > 0, result.stdout  # it trained steps, and timed them
         case = "Improved-GAN_ID2094_for_TensorFlow_bs32_1p_%s" % kind
         with open(os.path.join(ctx["cwd"], "test", "output", "0", case + ".log")) as f:
-            keys = dict(line.strip().split(" = ", 1) for line in f)
+            keys = dict(line.rstrip("\n").split(" = ", 1) for line in f)
+        assert keys["ActualLoss"], keys
         assert (keys["CaseName"], keys["RankSize"], keys["ActualFPS"]) == (case, "1", fps.group(1))
         # the performance run trained afresh beside the full run's folder
         folder = {"acc": "ckpt", "perf": "ckpt_perf"}[kind]
