@@ -16,9 +16,20 @@ NUM_CLASSES = 4
 NUM_TRAIN, NUM_TEST = 103, 37
 
 
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory):
+    """A prepared dataset: (DatasetInfo, TFRecordCache, {split: (images, labels)}),
+    one for the module's tests that only read it."""
+    return make_toy(tmp_path_factory.mktemp("shared"))
+
+
 @pytest.fixture
-def toy(tmp_path):
-    """A prepared dataset: (DatasetInfo, TFRecordCache, {split: (images, labels)})."""
+def own_toy(tmp_path):
+    """toy, for a test that changes its files."""
+    return make_toy(tmp_path)
+
+
+def make_toy(tmp_path):
     rs = np.random.RandomState(0)
     arrays = collections.OrderedDict()
     for split, n in (("train", NUM_TRAIN), ("test", NUM_TEST)):
@@ -228,8 +239,8 @@ def test_labeled_stream_yields_only_the_subset(toy):
                                   cache.splits["train"].labels[seen])
 
 
-def test_cache_is_reused_and_rebuilt_when_the_data_changes(toy):
-    info, cache, arrays = toy
+def test_cache_is_reused_and_rebuilt_when_the_data_changes(own_toy):
+    info, cache, arrays = own_toy
     manifest = os.path.join(cache.path, input_ops.MANIFEST)
     stamp = os.stat(manifest).st_mtime_ns
     again = input_ops.prepare_tfrecords(store.open_dataset(info.path), num_files=4,
@@ -250,8 +261,8 @@ def test_cache_is_reused_and_rebuilt_when_the_data_changes(toy):
     assert [n for n in os.listdir(info.path) if n.startswith(".")] == []
 
 
-def test_incomplete_cache_is_rebuilt(toy):
-    info, cache, _ = toy
+def test_incomplete_cache_is_rebuilt(own_toy):
+    info, cache, _ = own_toy
     os.remove(cache.splits["train"].files[2])
     rebuilt = input_ops.prepare_tfrecords(info, num_files=4, progress=False)
     assert all(os.path.isfile(f) for f in rebuilt.splits["train"].files)
