@@ -152,31 +152,27 @@ def wait_until_initialized(sess, variables, chief, wait_log_secs):
 
 
 LOST_ERRORS = (tf.errors.UnavailableError, tf.errors.AbortedError)
+CLOSE_SECONDS_AFTER_AN_ERROR = 30  # tf.Session's own limit when it exits on an error
 CLOSE_SECONDS_AFTER_LOSS = 2
 
 
 @contextlib.contextmanager
 def closing_session(session, on_cluster):
-    """`session` as the default session, closed on the way out. Closing a
-    session whose parameter server is gone waits on the dead server until a
-    time limit (tf.Session's own is 30 s); a task that lost its cluster is
-    about to be restarted, so it waits CLOSE_SECONDS_AFTER_LOSS."""
+    """`session` as the default session, closed on the way out; after an
+    error, within a time limit, as tf.Session's own exit does (closing a
+    session whose parameter server is gone waits on the dead server). A task
+    that lost its cluster is about to be restarted, so it waits only
+    CLOSE_SECONDS_AFTER_LOSS."""
     try:
         with session.as_default():
             yield session
-    except LOST_ERRORS:
-        if not on_cluster:
-            session.close()
-            raise
+    except BaseException as e:
+        lost = on_cluster and isinstance(e, LOST_ERRORS)
         closer = threading.Thread(target=session.close, name="SessionCloseThread", daemon=True)
         closer.start()
-        closer.join(CLOSE_SECONDS_AFTER_LOSS)
+        closer.join(CLOSE_SECONDS_AFTER_LOSS if lost else CLOSE_SECONDS_AFTER_AN_ERROR)
         raise
-    except BaseException:
-        session.close()
-        raise
-    else:
-        session.close()
+    session.close()
 
 
 class SyncThreads(object):

@@ -217,6 +217,14 @@ class Cluster(object):
     def workers(self):
         return {k: p for k, p in self.processes.items() if k[0] != "ps"}
 
+    def restart(self, keys):
+        """Kills those of `keys` still running, then starts them all again,
+        parameter servers first."""
+        self.stop(keys, kill=True)
+        for key in tasks(self.cluster):
+            if key in keys:
+                self.start(key)
+
     def stop(self, keys, kill=False):
         for key in keys:
             p = self.processes[key]
@@ -249,12 +257,8 @@ def supervise(running, args):
             print("%s %d could not bind %s (port taken): starting every task again on new "
                   "ports (retry %d of %d)" % (unbound[0] + (old[unbound[0][0]][unbound[0][1]],
                                                             port_retries, PORT_RETRIES)))
-            unfinished = [k for k, p in running.processes.items()
-                          if k[0] == "ps" or p.returncode != 0]
-            running.stop(unfinished, kill=True)
-            for k in tasks(running.cluster):
-                if k in unfinished:
-                    running.start(k)
+            running.restart([k for k, p in running.processes.items()
+                             if k[0] == "ps" or p.returncode != 0])
             continue
         # Done when no worker runs and none failed: a killed last worker (a lone
         # chief) is still restarted below.
@@ -280,13 +284,8 @@ def supervise(running, args):
                 print("%s %d exited with %s: it held the training state, so every task "
                       "restarts and the chief resumes from its last checkpoint (restart %d of "
                       "%d)" % (key + (how(code), restarts, args.max_restarts)))
-                unfinished = [k for k, p in running.workers().items() if p.returncode != 0]
-                running.stop(unfinished, kill=True)
-                for k in sorted(lost):
-                    running.start(k)
-                for k in tasks(running.cluster):
-                    if k in unfinished:
-                        running.start(k)
+                running.restart(lost + [k for k, p in running.workers().items()
+                                        if p.returncode != 0])
             else:
                 print("%s %d exited with %s; restarting it: it rejoins the running cluster "
                       "(restart %d of %d)" % (key + (how(code), restarts, args.max_restarts)))
