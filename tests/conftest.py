@@ -12,18 +12,20 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import importlib.util  # noqa: E402
 
 
-def _load_script(module_name, file_name):
-    """scripts/ is not a package; load one of its files as a module."""
+def load_script(module_name, file_name):
+    """scripts/ is not a package; loads one of its files as the module
+    `module_name` (importable by that name afterwards) and returns it."""
     spec = importlib.util.spec_from_file_location(
         module_name, os.path.join(ROOT, "scripts", file_name))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     sys.modules[module_name] = module
+    return module
 
 
-_load_script("check_compat_module", "check_compat.py")
-_load_script("benchmark_script", "benchmark.py")
-_load_script("scripts_launch", "launch_local_cluster.py")
+load_script("check_compat_module", "check_compat.py")
+load_script("benchmark_script", "benchmark.py")
+load_script("scripts_launch", "launch_local_cluster.py")
 
 import tensorflow.compat.v1 as tf  # noqa: E402
 
@@ -92,3 +94,13 @@ def uninterrupted(data, tmp_path_factory):
     assert trainer.main(["--dataset", data["easy"], "--train_dir", run_dir,
                          "--max_training_steps", str(SUPERVISED_STEPS)] + SUPERVISED_RUN) == 0
     return run_dir
+
+
+def network_weights(checkpoint):
+    """D's and G's weights in a checkpoint (no Adam slots, batch-norm
+    statistics or moving averages): what a training step changes."""
+    import tensorflow.compat.v1 as tf
+    reader = tf.train.NewCheckpointReader(checkpoint)
+    return {n: reader.get_tensor(n) for n in reader.get_variable_to_shape_map()
+            if n.startswith(("Discriminator/", "Generator/")) and "adam" not in n.lower()
+            and "moving" not in n.lower()}

@@ -10,6 +10,7 @@ import pytest
 import tensorflow.compat.v1 as tf
 
 import model as model_lib
+from conftest import load_script
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -97,20 +98,11 @@ def test_resume_benchmark_times_a_real_resume(data):
     assert [r[0] for r in rows] == ["7"] and float(rows[0][1]) > 0
 
 
-def _load_script(name):
-    import importlib.util
-    spec = importlib.util.spec_from_file_location(
-        name, os.path.join(ROOT, "scripts", "%s.py" % name))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_input_benchmark_prints_preparation_times_and_examples_per_second(data, capsys):
     """scripts/benchmark_input.py, tiny: the times of writing a synthetic
     dataset and its TFRecord cache, then examples/sec per batch size
     (docs/performance.md, "Input pipeline"); with --dataset, no writing."""
-    script = _load_script("benchmark_input")
+    script = load_script("benchmark_input_script", "benchmark_input.py")
     timing = ["--batch_sizes", "4", "16", "--seconds", "0.2", "--warmup_batches", "2"]
     assert script.main(["--num_examples", "140"] + timing) == 0
     out = capsys.readouterr().out
@@ -132,7 +124,7 @@ def test_cluster_benchmark_prints_each_settings_instances_per_second(data, capsy
     cluster, 8x8 images): one process and 1 ps + 1 worker, each with the
     instances/sec of its [train step] lines (docs/performance.md, "A cluster
     on one machine")."""
-    script = _load_script("benchmark_cluster")
+    script = load_script("benchmark_cluster_script", "benchmark_cluster.py")
     assert script.main(["--dataset", data["rgb"], "--steps", "1", "--workers", "1"]) == 0
     out = capsys.readouterr().out
     assert re.search(r"^setting +instances/s$", out, re.M), out

@@ -16,8 +16,10 @@ import tensorflow.compat.v1 as tf
 
 import checkpoints
 import cluster
+import scripts_launch
 import train_loop
 from config import parse_train_config
+from conftest import network_weights
 from errors import ConfigError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -67,24 +69,11 @@ def test_cluster_needs_a_train_dir_and_no_hccl(data):
 
 
 def launch(num_workers, log_dir, args):
-    import importlib.util
-    spec = importlib.util.spec_from_file_location(
-        "launch_local_cluster", os.path.join(ROOT, "scripts", "launch_local_cluster.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main([str(num_workers), "--log_dir", log_dir, "--timeout", "400"] + args)
+    return scripts_launch.main([str(num_workers), "--log_dir", log_dir, "--timeout", "400"] + args)
 
 
 def train_steps(log_path):
     return train_steps_in(read(log_path))
-
-
-def trainable_values(checkpoint):
-    reader = tf.train.NewCheckpointReader(checkpoint)
-    names = [n for n in reader.get_variable_to_shape_map()
-             if n.startswith(("Discriminator/", "Generator/")) and "adam" not in n
-             and "moving" not in n]
-    return {n: reader.get_tensor(n) for n in names}
 
 
 def changed(before, after, prefix):
@@ -119,7 +108,7 @@ def test_two_workers_train_in_lock_step_and_resume(data, tmp_path):
     reader = tf.train.NewCheckpointReader(os.path.join(run_dir, "model-4"))
     assert reader.get_tensor("global_step") == 4
     # Step 0 trains D, step 1 G, ...: each changes only its own network.
-    values = [trainable_values(os.path.join(run_dir, "model-%d" % s)) for s in (1, 2, 3)]
+    values = [network_weights(os.path.join(run_dir, "model-%d" % s)) for s in (1, 2, 3)]
     assert changed(values[0], values[1], "Generator/") and \
         not changed(values[0], values[1], "Discriminator/")
     assert changed(values[1], values[2], "Discriminator/") and \
@@ -297,9 +286,8 @@ def servers_in_a_child(jobs, attempts=3):
     was taken before the servers bound it."""
     import select
     import tempfile
-    from scripts_launch import free_ports
     for _ in range(attempts):
-        hosts = ["127.0.0.1:%d" % p for p in free_ports(len(jobs))]
+        hosts = ["127.0.0.1:%d" % p for p in scripts_launch.free_ports(len(jobs))]
         spec = {}
         for (job, index), host in zip(jobs, hosts):
             spec.setdefault(job, []).append(host)
@@ -407,8 +395,7 @@ def test_a_task_that_loses_its_parameter_server_exits_to_be_restarted(data, tmp_
     """What a TFJob sees: the chief of a cluster whose parameter server dies
     exits with status 138 (retryable under restartPolicy ExitCode) and says
     why, instead of a traceback and status 1 (a permanent failure there)."""
-    from scripts_launch import cluster_spec
-    spec = cluster_spec(1)
+    spec = scripts_launch.cluster_spec(1)
     processes = {}
     for job in ("ps", "chief"):
         env = dict(os.environ, TF_CONFIG=json.dumps({"cluster": spec,

@@ -8,7 +8,9 @@ import pytest
 import precision
 import train_loop
 from config import parse_train_config
+from conftest import network_weights
 from errors import ConfigError
+
 
 def test_precision_is_checked_against_the_resolved_device(data):
     config, _, _ = parse_train_config(["--dataset", data["easy"], "--precision", "fp16"])
@@ -74,16 +76,6 @@ def test_update_rate_gives_g_that_many_steps_after_each_d_step(data):
         [False, True, True, True, False]
 
 
-def _network_weights(checkpoint):
-    """D's and G's trained weights in a checkpoint (no Adam slots, no
-    batch-norm statistics, no moving averages)."""
-    import tensorflow.compat.v1 as tf
-    reader = tf.train.NewCheckpointReader(checkpoint)
-    return {n: reader.get_tensor(n) for n in reader.get_variable_to_shape_map()
-            if n.startswith(("Discriminator/", "Generator/")) and "adam" not in n.lower()
-            and "moving" not in n.lower()}
-
-
 @pytest.mark.slow
 def test_update_rate_2_run_trains_g_twice_then_d(data, tmp_path):
     """A run with --update_rate 2 and a checkpoint after every step: steps
@@ -97,7 +89,7 @@ def test_update_rate_2_run_trains_g_twice_then_d(data, tmp_path):
     assert trainer.main(["--dataset", data["easy"], "--train_dir", run_dir, "--update_rate", "2",
                          "--max_training_steps", "4", "--output_save_step", "1",
                          "--max_to_keep", "10"]) == 0
-    weights = [_network_weights(os.path.join(run_dir, "model-%d" % s)) for s in (1, 2, 3, 4)]
+    weights = [network_weights(os.path.join(run_dir, "model-%d" % s)) for s in (1, 2, 3, 4)]
     assert len(weights[0]) > 10
     changed = []
     for before, after in zip(weights, weights[1:]):
