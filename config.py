@@ -218,15 +218,17 @@ FLAGS = [
              "needed). fp16: GPUs, with dynamic loss scaling. On an Ascend 910 the graph stays "
              "float32 and this picks the adapter's precision_mode: fp32 -> force_fp32 "
              "(convolutions and matmuls still take float16 inputs there, with float32 "
-             "outputs), fp16 -> allow_mix_precision; both with the adapter's loss scaling. "
+             "outputs) on CANN 6.2 and later, else allow_fp32_to_fp16, with a warning; "
+             "fp16 -> allow_mix_precision; all with the adapter's loss scaling. "
              "A resumed run keeps its precision")),
     ("run", "--precision_mode", dict(
         default=None,
         help="on the NPU, the Ascend adapter's precision_mode instead of the one --precision "
-             "picks: force_fp32, allow_mix_precision, allow_fp32_to_fp16 (the adapter's "
-             "default, the model card's runs), force_fp16, must_keep_origin_dtype (fails on "
-             "the 910: no float32 convolution); docs/distributed.md ('Ascend 910 and "
-             "ModelArts') says what each computes in float16")),
+             "picks: force_fp32 (CANN 6.2 and later), allow_mix_precision, allow_fp32_to_fp16 "
+             "(the adapter's default, the model card's runs), force_fp16, "
+             "must_keep_origin_dtype (fails on the 910: no float32 convolution); "
+             "docs/distributed.md ('Ascend 910 and ModelArts') says what each computes in "
+             "float16")),
     ("run", "--debug", dict(action="store_true", help="log debugging detail")),
     ("platform", "--data_url", dict(
         default=None,

@@ -14,15 +14,23 @@ dtype from its precision_mode, which --precision sets (NPU_PRECISION_MODES;
 convolutions and matmuls) has no float32 path: every mode but
 must_keep_origin_dtype feeds it float16, so every such mode gets loss
 scaling, through the adapter's own float-status check (ascend.py). The
-910's adapter has no bfloat16 mode.
+910's adapter has no bfloat16 mode. Which modes the adapter takes depends
+on the CANN release installed (NPU_MODE_SINCE, read by cann.py): where
+force_fp32 is not known to be taken, --precision fp32 falls back to
+allow_fp32_to_fp16 and says so.
 """
 
 import collections
+import logging
+import os
 
 import tensorflow.compat.v1 as tf
 
+import cann
 from config import PRECISIONS
 from errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 DTYPES = {"fp32": tf.float32, "bf16": tf.bfloat16, "fp16": tf.float16}
 NPU_PRECISION_MODES = {"fp32": "force_fp32", "fp16": "allow_mix_precision"}
@@ -40,6 +48,20 @@ NPU_MODE_MEANING = collections.OrderedDict([
     ("must_keep_origin_dtype", "float32 throughout; the 910 has no float32 convolution, so "
                                "this graph fails to compile there"),
 ])
+# The first CANN release whose TF adapter takes each mode; (0,): every release.
+# force_fp32: CANN's precision_mode documentation lists it from 6.2 (6.0.1's lists
+#   the other four only); the adapter itself checks the value from 2023-02, with
+#   force_fp32 on its list from the start (Ascend/tensorflow
+#   tf_adapter/util/npu_attrs.cc, kPrecisionModeList, branches master and r1.15.0),
+#   while the 2021 adapter (branch development) hands any string to the graph engine
+#   unchecked. Older releases are not relied on to take it: CANN 6.0.1's ATC
+#   documents a force_fp32 with another meaning (float32 wherever an op has a
+#   float32 kernel). docs/distributed.md has the table with links.
+# The other four: documented by CANN 6.0.1 and later, and on kPrecisionModeList.
+NPU_MODE_SINCE = {"force_fp32": (6, 2), "allow_mix_precision": (0,),
+                  "allow_fp32_to_fp16": (0,), "force_fp16": (0,),
+                  "must_keep_origin_dtype": (0,)}
+NPU_FP32_FALLBACK = "allow_fp32_to_fp16"  # the adapter's own default for training
 LOSS_SCALE_INITIAL = 2.0 ** 15
 LOSS_SCALE_PERIOD = 2000  # finite steps before the scale doubles
 
@@ -61,10 +83,37 @@ def needs_loss_scale(precision):
     return precision == "fp16"
 
 
-def npu_precision_mode(precision, precision_mode=None):
-    """The Ascend adapter's precision_mode for --precision: fp32 (the
-    default) -> force_fp32 unless --precision_mode names another mode; fp16
-    -> allow_mix_precision (an explicit --precision_mode must agree)."""
+def npu_modes_accepted(version):
+    """The precision modes the adapter of CANN `version` (a tuple, as
+    cann.parse_version gives) takes; all of them when version is None."""
+    return [mode for mode in NPU_MODE_MEANING
+            if version is None or version >= NPU_MODE_SINCE[mode]]
+
+
+def _release(version):
+    return ".".join(str(n) for n in version)
+
+
+def check_npu_mode(mode, installed, what):
+    """ConfigError when the installed CANN (a cann.CannLookup) is known not
+    to take precision_mode `mode`; `what` says where the mode came from. An
+    unknown version takes every mode: the adapter is left to judge."""
+    if installed.version is None or mode in npu_modes_accepted(installed.version):
+        return
+    raise ConfigError("%s: precision_mode %s needs CANN %s or later, and the installed CANN is "
+                      "%s (%s), whose adapter takes %s. Give --precision_mode %s (what "
+                      "--precision fp32 uses on this CANN), or upgrade CANN"
+                      % (what, mode, _release(NPU_MODE_SINCE[mode]), installed.text,
+                         installed.info_file, ", ".join(npu_modes_accepted(installed.version)),
+                         NPU_FP32_FALLBACK))
+
+
+def npu_precision_mode(precision, precision_mode=None, installed=cann.UNKNOWN):
+    """The Ascend adapter's precision_mode for --precision on the installed
+    CANN (a cann.CannLookup): fp32 (the default) -> force_fp32 where that
+    CANN is known to take it, else allow_fp32_to_fp16 with one warning
+    saying why; fp16 -> allow_mix_precision. An explicit --precision_mode
+    wins (with fp16 it must agree) unless the CANN is known not to take it."""
     check_precision(precision)
     if precision == "bf16":
         raise ConfigError("--precision bf16: the Ascend 910's adapter has no bfloat16 mode "
@@ -78,7 +127,26 @@ def npu_precision_mode(precision, precision_mode=None):
         raise ConfigError("--precision %s means precision_mode %s on the NPU, but "
                           "--precision_mode %s was given; drop one of them"
                           % (precision, mapped, precision_mode))
-    return precision_mode or mapped
+    if precision_mode:
+        check_npu_mode(precision_mode, installed, "--precision_mode %s" % precision_mode)
+        return precision_mode
+    since = _release(NPU_MODE_SINCE[mapped])
+    if installed.version is not None:
+        if mapped in npu_modes_accepted(installed.version):
+            return mapped
+        reason = ("CANN %s (read from %s) has no precision_mode %s, which needs CANN %s or "
+                  "later" % (installed.text, installed.info_file, mapped, since))
+    elif NPU_MODE_SINCE[mapped] == (0,):
+        return mapped
+    else:
+        reason = ("the installed CANN's version could not be read (no %s with a version= "
+                  "line in %s), and precision_mode %s needs CANN %s or later; "
+                  "--precision_mode %s asks for it regardless"
+                  % (" or ".join(os.path.basename(f) for f in cann.INFO_FILES),
+                     ", ".join(installed.searched) or "any folder", mapped, since, mapped))
+    log.warning("--precision %s: %s. Using precision_mode %s instead (%s)", precision, reason,
+                NPU_FP32_FALLBACK, NPU_MODE_MEANING[NPU_FP32_FALLBACK])
+    return NPU_FP32_FALLBACK
 
 
 def npu_loss_scaling(precision_mode):

@@ -19,6 +19,7 @@ import h5py
 import tensorflow.compat.v1 as tf
 
 import ascend
+import cann
 import checkpoints
 import cluster
 import input_ops
@@ -118,15 +119,18 @@ to copy the run folder to (None for local runs), and its cluster.ClusterInfo
 (None on one machine)."""
 
 
-def check_device_precision(config, device, cpuinfo="/proc/cpuinfo"):
+def check_device_precision(config, device, cpuinfo="/proc/cpuinfo", environ=None, root="/"):
     """--precision on the resolved device: on the NPU it becomes the adapter's
-    precision_mode; float16 is refused on the CPU (TensorFlow runs it there
-    without oneDNN, an order of magnitude slower than float32). Returns the
-    config (precision_mode set on the NPU)."""
+    precision_mode, one the installed CANN takes (found from `environ`,
+    default os.environ, and the file system under `root`: cann.lookup);
+    float16 is refused on the CPU (TensorFlow runs it there without oneDNN,
+    an order of magnitude slower than float32). Returns the config
+    (precision_mode set on the NPU)."""
     precision.check_precision(config.precision)
     if device == "npu":
+        installed = cann.lookup(os.environ if environ is None else environ, root)
         return config._replace(precision_mode=precision.npu_precision_mode(
-            config.precision, config.precision_mode))
+            config.precision, config.precision_mode, installed))
     if config.precision == "fp16" and device == "cpu":
         raise ConfigError("--precision fp16 is for GPUs (and the NPU): on the CPU TensorFlow "
                           "runs float16 convolutions without oneDNN, ~10x slower than float32. "
@@ -173,7 +177,7 @@ def place(config, environ, workers=None):
     """Resolves the device, the card's rank, and the ModelArts data and run
     locations. Returns (config with data_dir set, Placement, run folder root)."""
     device = resolve_device(config.device, environ=environ)
-    config = check_device_precision(config, device)
+    config = check_device_precision(config, device, environ=environ)
     if device == "npu":
         rank = ascend.rank_info(environ)
         ascend.check_adapter_environment(rank, os.environ)
@@ -222,6 +226,10 @@ def train(config, explicit, environ=None):
     config, placement, root = place(config, environ, workers)
     job_id = environ.get("JOB_ID") if placement.rank.size > 1 else None
     config, resume_from, kept = run_folder.resolve_run(config, explicit)
+    if placement.device == "npu" and "precision_mode" in kept and config.precision_mode:
+        # The run folder's mode may come from a newer CANN than this one.
+        precision.check_npu_mode(config.precision_mode, cann.lookup(environ),
+                                 "resuming %s" % config.train_dir)
     if resume_from:
         run_folder.check_resumed_device(config.train_dir, resume_from, placement.device,
                                         config.precision_mode)

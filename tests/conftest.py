@@ -96,6 +96,19 @@ def uninterrupted(data, tmp_path_factory):
     return run_dir
 
 
+def fake_cann(folder, version, arch="aarch64"):
+    """A CANN toolkit's latest/ folder as far as its release goes: the
+    installer's <arch>-linux/ascend_toolkit_install.info in `folder`.
+    Returns the environment set_env.sh gives ({"ASCEND_HOME_PATH": folder}),
+    which cann.lookup and the stand-in adapter read."""
+    info_dir = os.path.join(str(folder), "%s-linux" % arch)
+    os.makedirs(info_dir, exist_ok=True)
+    with open(os.path.join(info_dir, "ascend_toolkit_install.info"), "w") as f:
+        f.write("package_name=Ascend-cann-toolkit\nversion=%s\ninnerversion=V100R001C29\n"
+                "arch=%s\nos=linux\npath=%s\n" % (version, arch, info_dir))
+    return {"ASCEND_HOME_PATH": str(folder)}
+
+
 def network_weights(checkpoint):
     """D's and G's weights in a checkpoint (no Adam slots, batch-norm
     statistics or moving averages): what a training step changes."""

@@ -4,6 +4,8 @@ ModelZoo scripts, which must also work on the CPU."""
 
 import ast
 import glob
+import json
+import logging
 import os
 import re
 import shutil
@@ -15,9 +17,11 @@ import time
 import pytest
 import tensorflow.compat.v1 as tf
 
+import cann
 import train_loop
 import trainer
 from config import parse_train_config
+from conftest import fake_cann
 from errors import ConfigError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -230,6 +234,111 @@ def test_the_npus_overflow_shows_in_the_float_status_and_skips_the_step(standins
     applied = run("applied", 1.0)
     assert applied.get_tensor("train/d_optimize/loss_scale") == 1.0
     assert beta1_power(applied, "d") == pytest.approx(0.5 ** 3)
+
+
+def test_the_cann_version_is_read_from_the_installers_info_file(tmp_path):
+    assert [cann.parse_version(text) for text in
+            ("6.0.1", "6.3.RC1", "7.0.0.alpha003", "8.0.RC2", "9.2.0-beta.2", "RC1", "")] == \
+        [(6, 0, 1), (6, 3), (7, 0, 0), (8, 0), (9, 2, 0), None, None]
+    root, home = tmp_path / "root", str(tmp_path / "home")
+    nothing = cann.lookup({"HOME": home}, str(root))
+    assert nothing.version is None and nothing.info_file is None
+    assert nothing.searched == tuple(
+        os.path.join(base, install) for base in (os.path.join(home, "Ascend"),
+                                                 str(root / "usr" / "local" / "Ascend"))
+        for install in ("ascend-toolkit/latest", "nnae/latest", "cann"))
+    # root's install, then a user's own (~/Ascend), then the one set_env.sh names.
+    system = root / "usr" / "local" / "Ascend" / "ascend-toolkit" / "latest"
+    fake_cann(system, "6.0.1", arch="x86_64")
+    found = cann.lookup({"HOME": home}, str(root))
+    assert found[:3] == ((6, 0, 1), "6.0.1",
+                         str(system / "x86_64-linux" / "ascend_toolkit_install.info"))
+    fake_cann(os.path.join(home, "Ascend", "ascend-toolkit", "latest"), "6.3.RC1")
+    assert cann.installed_version({"HOME": home}, str(root)) == (6, 3)
+    sourced = fake_cann(tmp_path / "toolkit", "8.0.RC2")
+    assert cann.installed_version(dict(sourced, HOME=home), str(root)) == (8, 0)
+    opp = {"ASCEND_OPP_PATH": str(tmp_path / "toolkit" / "opp")}  # set_env.sh's too
+    assert cann.installed_version(opp, str(root)) == (8, 0)
+    nnae = tmp_path / "nnae" / "latest"
+    nnae.mkdir(parents=True)
+    (nnae / "ascend_nnae_install.info").write_text(
+        "package_name=Ascend-cann-nnae\nversion=7.0.0.alpha003\narch=aarch64\n")
+    assert cann.installed_version({"ASCEND_HOME_PATH": str(nnae)}, str(tmp_path)) == (7, 0, 0)
+    # A file without a version line is passed over.
+    (tmp_path / "toolkit" / "aarch64-linux" / "ascend_toolkit_install.info").write_text(
+        "package_name=Ascend-cann-toolkit\n")
+    assert cann.installed_version(sourced, str(root)) == (6, 0, 1)
+
+
+def test_the_standin_adapter_refuses_a_precision_mode_its_cann_does_not_take(standins,
+                                                                             tmp_path,
+                                                                             monkeypatch):
+    """As the adapter does from CANN 6.2 and the graph engine before it, so
+    that a test of ours fails if we send a mode the release does not take."""
+    import ascend
+
+    def run(mode):
+        with tf.Graph().as_default():
+            with tf.Session(config=ascend.npu_session_config(mode)) as session:
+                return session.run(tf.constant(3))
+    monkeypatch.delenv("ASCEND_HOME_PATH", raising=False)
+    assert run("force_fp32") == 3  # no info file: a current CANN
+    monkeypatch.setenv("ASCEND_HOME_PATH", str(tmp_path / "old"))
+    fake_cann(tmp_path / "old", "6.0.1")
+    with pytest.raises(tf.errors.InternalError, match="GE of CANN 6.0.1 .*precision_mode "
+                                                      "force_fp32 is not supported"):
+        run("force_fp32")
+    assert run("allow_fp32_to_fp16") == run(None) == 3
+    monkeypatch.setenv("ASCEND_HOME_PATH", str(tmp_path / "new"))
+    fake_cann(tmp_path / "new", "6.3.RC1")
+    assert run("force_fp32") == 3
+    with pytest.raises(tf.errors.InvalidArgumentError, match="'fp8' is invalid, it should be "
+                                                             "one of the list:\\['force_fp32'"):
+        with tf.Graph().as_default():
+            config = ascend.npu_session_config()
+            config.graph_options.rewrite_options.custom_optimizers[0].parameter_map[
+                "precision_mode"].s = b"fp8"
+            tf.Session(config=config)
+
+
+@pytest.mark.slow
+def test_fp32_on_an_older_cann_trains_in_a_mode_it_takes(standins, data, tmp_path, monkeypatch,
+                                                        caplog):
+    """CANN 6.0.1 does not take force_fp32 (the stand-in adapter refuses it
+    there): --precision fp32 trains in allow_fp32_to_fp16, says so once, and
+    the run folder records it; an explicit --precision_mode force_fp32, or a
+    run folder a newer CANN left in force_fp32, stops before any work."""
+    import json
+    monkeypatch.delenv("RANK_SIZE", raising=False)
+    environ = dict(fake_cann(tmp_path / "cann", "6.0.1"), ASCEND_DEVICE_ID="0")
+    monkeypatch.setenv("ASCEND_HOME_PATH", environ["ASCEND_HOME_PATH"])  # the adapter's
+    caplog.set_level(logging.INFO)
+    run_dir = str(tmp_path / "run")
+    args = ["--dataset", data["easy"], "--train_dir", run_dir, "--device", "npu",
+            "--max_training_steps"]
+    assert train(args + ["2"], environ) == 0
+    messages = [r.getMessage() for r in caplog.records]
+    assert len([m for m in messages if "CANN 6.0.1" in m and "has no precision_mode force_fp32, "
+                "which needs CANN 6.2 or later. Using precision_mode allow_fp32_to_fp16" in m]) == 1
+    assert [m for m in messages if m.startswith("Device: npu (card 0 of 1; precision_mode "
+                                                "allow_fp32_to_fp16: ")]
+    config_file = os.path.join(run_dir, "config.json")
+    with open(config_file) as f:
+        saved = json.load(f)
+    assert saved["precision_mode"] == "allow_fp32_to_fp16"
+    fresh = str(tmp_path / "explicit")
+    with pytest.raises(ConfigError, match="^--precision_mode force_fp32: precision_mode "
+                                          "force_fp32 needs CANN 6.2 or later, and the "
+                                          "installed CANN is 6.0.1 "):
+        train(["--dataset", data["easy"], "--train_dir", fresh, "--device", "npu",
+               "--precision_mode", "force_fp32", "--max_training_steps", "2"], environ)
+    assert not os.path.exists(fresh)
+    saved["precision_mode"] = "force_fp32"  # as a CANN 6.3 run would have left it
+    with open(config_file, "w") as f:
+        json.dump(saved, f)
+    with pytest.raises(ConfigError, match="^resuming %s: precision_mode force_fp32 needs CANN "
+                                          "6.2 or later" % re.escape(run_dir)):
+        train(args + ["4"], environ)
 
 
 def test_multi_card_needs_the_npu(data, tmp_path, capsys):

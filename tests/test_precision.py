@@ -1,10 +1,14 @@
 """--precision: the bfloat16 / float16 paths against float32, loss scaling,
 the NPU mapping, and clear errors where a precision cannot run."""
 
+import logging
+import os
+
 import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
 
+import cann
 import losses as losses_lib
 import model as model_lib
 import precision
@@ -13,6 +17,7 @@ import train_ops as train_ops_lib
 import trainer
 from config import ADAM_BETA1, REFERENCE_CLIP_NORM
 from config import parse_train_config
+from conftest import fake_cann
 from errors import ConfigError
 from test_ascend import MULTI
 
@@ -165,6 +170,60 @@ def test_float16_training_recovers_from_an_overflow_step(optimizer):
     assert 1.0 <= scale < 65504
     assert all(np.isfinite(t).all() for t in trained)
     assert not all(np.array_equal(b, t) for b, t in zip(before, trained))
+
+
+def test_the_npu_precision_mode_is_one_the_installed_cann_takes(tmp_path, caplog):
+    """--precision fp32 asks for force_fp32, which the adapter takes from
+    CANN 6.2 on: on an older CANN, or one whose version cannot be read, it
+    falls back to allow_fp32_to_fp16 with one warning saying why; an
+    explicit --precision_mode the CANN is known not to take is an error."""
+    def installed(version):
+        return cann.lookup(fake_cann(tmp_path / version, version), str(tmp_path))
+    old, new, newer = installed("6.0.1"), installed("6.3.RC1"), installed("7.0.0.alpha003")
+    unknown = cann.lookup({}, str(tmp_path))
+    mode = precision.npu_precision_mode
+    assert sorted(precision.NPU_MODE_SINCE) == sorted(precision.NPU_MODE_MEANING)
+    assert precision.npu_modes_accepted(old.version) == [
+        "allow_mix_precision", "allow_fp32_to_fp16", "force_fp16", "must_keep_origin_dtype"]
+    assert precision.npu_modes_accepted(None) == list(precision.NPU_MODE_MEANING)
+    caplog.set_level(logging.INFO, logger="precision")
+    assert mode("fp32", None, new) == mode("fp32", None, newer) == "force_fp32"
+    assert not caplog.records
+    assert mode("fp32", None, old) == "allow_fp32_to_fp16"
+    assert [r.getMessage() for r in caplog.records] == [
+        "--precision fp32: CANN 6.0.1 (read from %s) has no precision_mode force_fp32, which "
+        "needs CANN 6.2 or later. Using precision_mode allow_fp32_to_fp16 instead (the "
+        "adapter's default: convolutions and matmuls in float16; other ops float32 where they "
+        "have a float32 kernel)" % old.info_file]
+    assert caplog.records[0].levelno == logging.WARNING
+    caplog.clear()
+    assert mode("fp32", None, unknown) == "allow_fp32_to_fp16"
+    [unread] = [r.getMessage() for r in caplog.records]
+    assert unread.startswith(
+        "--precision fp32: the installed CANN's version could not be read (no "
+        "ascend_toolkit_install.info or ascend_nnae_install.info with a version= line in ")
+    assert os.path.join(str(tmp_path), "usr", "local", "Ascend", "ascend-toolkit", "latest") \
+        in unread
+    assert "--precision_mode force_fp32 asks for it regardless. Using precision_mode " \
+           "allow_fp32_to_fp16 instead" in unread
+    caplog.clear()
+    # An explicit mode: passed on where the CANN takes it or is unknown, else an error.
+    assert mode("fp32", "force_fp32", unknown) == mode("fp32", "force_fp32", new) == "force_fp32"
+    assert mode("fp32", "allow_fp32_to_fp16", old) == "allow_fp32_to_fp16"
+    with pytest.raises(ConfigError, match=r"^--precision_mode force_fp32: precision_mode "
+                                          r"force_fp32 needs CANN 6.2 or later, and the "
+                                          r"installed CANN is 6.0.1 \(.*ascend_toolkit_install"
+                                          r"\.info\), whose adapter takes allow_mix_precision, "
+                                          r"allow_fp32_to_fp16, force_fp16, "
+                                          r"must_keep_origin_dtype\. Give --precision_mode "
+                                          r"allow_fp32_to_fp16 .*or upgrade CANN$"):
+        mode("fp32", "force_fp32", old)
+    # fp16 and bf16 do not depend on the release.
+    for found in (old, new, unknown):
+        assert mode("fp16", None, found) == "allow_mix_precision"
+        with pytest.raises(ConfigError, match="no bfloat16 mode"):
+            mode("bf16", None, found)
+    assert not caplog.records
 
 
 def test_missing_kernel_is_a_clear_error():

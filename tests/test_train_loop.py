@@ -8,11 +8,11 @@ import pytest
 import precision
 import train_loop
 from config import parse_train_config
-from conftest import network_weights
+from conftest import fake_cann, network_weights
 from errors import ConfigError
 
 
-def test_precision_is_checked_against_the_resolved_device(data):
+def test_precision_is_checked_against_the_resolved_device(data, tmp_path):
     config, _, _ = parse_train_config(["--dataset", data["easy"], "--precision", "fp16"])
     with pytest.raises(ConfigError, match="--precision fp16 is for GPUs"):
         train_loop.check_device_precision(config, "cpu")
@@ -21,9 +21,12 @@ def test_precision_is_checked_against_the_resolved_device(data):
     with pytest.raises(ConfigError, match="no bfloat16 mode"):
         train_loop.check_device_precision(bf16, "npu")
     assert train_loop.check_device_precision(config, "npu").precision_mode == "allow_mix_precision"
-    # fp32 means the 910's nearest to float32, unless --precision_mode names another mode.
+    # fp32 means the 910's nearest to float32 that the installed CANN takes (here a
+    # current one: test_precision has the others), unless --precision_mode names another.
     fp32 = config._replace(precision="fp32")
-    assert train_loop.check_device_precision(fp32, "npu").precision_mode == "force_fp32"
+    current = fake_cann(tmp_path / "cann", "7.0.0")
+    assert train_loop.check_device_precision(fp32, "npu", environ=current,
+                                             root=str(tmp_path)).precision_mode == "force_fp32"
     model_card = fp32._replace(precision_mode="allow_fp32_to_fp16")
     resolved = train_loop.check_device_precision(model_card, "npu")
     assert resolved.precision_mode == "allow_fp32_to_fp16"
