@@ -129,31 +129,52 @@ def optimizer_wrapper(rank_size, loss_scaling, loss_scale_initial, loss_scale_pe
                 init_loss_scale=loss_scale_initial, incr_every_n_steps=loss_scale_period,
                 decr_every_n_nan_or_inf=1, incr_ratio=2, decr_ratio=0.5)
             optimizer = StepEveryTime(NPULossScaleOptimizer(optimizer, manager,
-                                                            is_distributed=rank_size > 1))
+                                                            is_distributed=rank_size > 1),
+                                      manager.get_loss_scale())
         return optimizer
     return wrap
 
 
 class StepEveryTime(tf.train.Optimizer):
-    """Applies through `optimizer` and then moves the global step itself:
-    NPULossScaleOptimizer moves it only with an applied step, and the
-    training loop counts a skipped (overflowing) step too, so the global step,
-    the checkpoint names and the D/G alternation stay in agreement."""
+    """Applies through `optimizer` (NPULossScaleOptimizer) and then moves the
+    global step itself: the adapter moves the global step it is given only
+    with an applied step, and the training loop counts a skipped
+    (overflowing) step too, so the global step, the checkpoint names and the
+    D/G alternation stay in agreement.
 
-    def __init__(self, optimizer):
+    The adapter is given a counter of applied steps instead, so that a skipped
+    step shows; after apply_gradients, `health` is the step's
+    precision.StepHealth (`loss_scale`: the manager's scale tensor)."""
+
+    def __init__(self, optimizer, loss_scale):
         super(StepEveryTime, self).__init__(use_locking=False, name=optimizer.get_name())
         self._optimizer = optimizer
+        self._loss_scale = loss_scale
+        self.health = None
 
     def compute_gradients(self, *args, **kwargs):
         return self._optimizer.compute_gradients(*args, **kwargs)
 
     def apply_gradients(self, grads_and_vars, global_step=None, name=None):
+        with tf.variable_scope(None, default_name=self.get_name() + "_applied_steps"):
+            applied_steps = tf.get_variable("count", [], tf.int64, tf.zeros_initializer(),
+                                            trainable=False)
+            seen = tf.get_variable("seen", [], tf.int64, tf.zeros_initializer(),
+                                   trainable=False)
         # A list: NPULossScaleOptimizer reads the pairs twice (the gradients for
         # the float status, then the pairs to apply), and a zip reads once.
-        applied = self._optimizer.apply_gradients(list(grads_and_vars), name=name)
-        if global_step is None:
-            return applied
+        applied = self._optimizer.apply_gradients(list(grads_and_vars),
+                                                  global_step=applied_steps, name=name)
         with tf.control_dependencies([applied]):
+            count = tf.identity(applied_steps)
+            skipped = tf.equal(count, seen)
+            scale = tf.identity(self._loss_scale)
+        with tf.control_dependencies([skipped]):
+            remembered = tf.assign(seen, count)
+        self.health = precision.StepHealth(skipped, scale)
+        if global_step is None:
+            return remembered.op
+        with tf.control_dependencies([remembered]):
             return tf.assign_add(global_step, 1).op
 
     def get_slot(self, *args, **kwargs):
@@ -180,28 +201,46 @@ def broadcast_variables_op(variables):
 Agreement = collections.namedtuple("Agreement", "init start stop_d stop_g raise_stop")
 Agreement.__doc__ = """Ops that keep the cards of a multi-card run in step.
 start: [rank 0's global step, the number of cards whose global step differs].
-stop_d / stop_g: after a D / G step, [cards whose loss is not finite, cards
-asked to stop]; fetched with every step, so that all cards stop after the
-same step. raise_stop: marks this card as asked to stop (a signal); init
-clears that mark (run once per session)."""
+stop_d / stop_g: after a D / G step, the divergence.Signs summed over the
+cards, then the number of cards asked to stop; fetched with every step, so
+that all cards stop after the same step. raise_stop: marks this card as
+asked to stop (a signal); init clears that mark (run once per session)."""
 
 
-def agreement_ops(global_step, d_loss, g_loss, d_train, g_train):
+def agreement_ops(global_step, d_signs, g_signs):
     """Agreement ops (see Agreement) over HCCL. Each vote runs after its
     step, so the collectives of one step run one after another, in the same
-    order on every card."""
+    order on every card (d_signs / g_signs: divergence.sign_vector of each
+    step, read after it). Every all-reduce here passes fusion=0, as the
+    adapter's own float-status all-reduce does: the default (1) fuses an
+    all-reduce with the gradients' by the gradient split strategy, and these
+    depend on the gradients' results."""
     from npu_bridge.npu_init import hccl_ops
     with tf.name_scope("agreement"):
         asked = tf.Variable(0.0, trainable=False, collections=[], name="asked_to_stop")
         step = tf.cast(global_step, tf.float32)  # exact to 2**24 steps
         root = hccl_ops.broadcast(tensor=[step], root_rank=0)[0]
-        differ = hccl_ops.allreduce(tf.cast(tf.not_equal(step, root), tf.float32), "sum")
+        differ = hccl_ops.allreduce(tf.cast(tf.not_equal(step, root), tf.float32), "sum",
+                                    fusion=0)
         start = tf.stack([root, differ])
 
-        def votes(loss, train):
-            with tf.control_dependencies([train]):
-                mine = tf.stack([1.0 - tf.cast(tf.is_finite(loss), tf.float32),
-                                 tf.identity(asked)])
-            return hccl_ops.allreduce(mine, "sum")
-        return Agreement(asked.initializer, start, votes(d_loss, d_train),
-                         votes(g_loss, g_train), tf.assign(asked, 1.0))
+        def votes(signs):
+            with tf.control_dependencies([signs]):  # after the step: asked may be raised in it
+                mine = tf.concat([signs, [tf.identity(asked)]], 0)
+            return hccl_ops.allreduce(mine, "sum", fusion=0)
+        return Agreement(asked.initializer, start, votes(d_signs), votes(g_signs),
+                         tf.assign(asked, 1.0))
+
+
+def clear_float_status_op():
+    """An op that clears the 910's float status, which any overflowing op
+    raises for the whole device and which the loss-scaled optimizers read
+    after their gradients: run after anything but a training step
+    (evaluation, sample grids), so that an overflow there does not skip the
+    next step. The adapter's v2 op takes no input; older adapters have only
+    the v1 ops, which clear a status buffer."""
+    from npu_bridge.helper import helper
+    ops = helper.get_gen_ops()
+    if hasattr(ops, "npu_clear_float_status_v2"):
+        return ops.npu_clear_float_status_v2().op
+    return ops.npu_clear_float_status(ops.npu_alloc_float_status()).op

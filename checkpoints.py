@@ -90,6 +90,15 @@ def newest_loadable(run_dir):
     return None, skipped
 
 
+def newest_up_to(run_dir, step):
+    """The newest complete checkpoint of the run folder written at or before
+    `step`, or None."""
+    for path in _candidates(run_dir):
+        if (step_of(path) or 0) <= step and is_complete(path):
+            return path
+    return None
+
+
 def remove_checkpoint(run_dir, step):
     """Removes model-<step>'s files and the temporary ones a save of it
     leaves (TensorFlow's model-<step>_temp folder, *.tempstate files)."""

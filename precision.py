@@ -219,6 +219,13 @@ class DynamicLossScale(object):
         return tf.group(tf.assign(self.scale, new_scale), tf.assign(self.good_steps, new_good))
 
 
+StepHealth = collections.namedtuple("StepHealth", "skipped loss_scale")
+StepHealth.__doc__ = """What a loss-scaled step reports, read after it ran:
+skipped (bool scalar: its gradients overflowed, so no weight moved) and
+loss_scale (float32 scalar: the scale after the step's update, 1 at the
+floor). Fetched with the step, it feeds the divergence stop (divergence.py)."""
+
+
 def apply_if_finite(finite, apply_fn):
     """Runs the op apply_fn() builds only when `finite`; a skipped step
     changes no variable (Adam's moments included)."""

@@ -19,6 +19,7 @@ import tensorflow.compat.v1 as tf
 
 import ascend
 import cluster
+import divergence
 import input_ops
 import losses as losses_lib
 import model as model_lib
@@ -52,12 +53,18 @@ gradients), progress (cluster.Progress: which step each worker is at)."""
 
 TrainGraph = collections.namedtuple(
     "TrainGraph", "graph global_step inputs model losses train_ops eval together "
-                  "data_init_ops model_variables summary saver")
+                  "data_init_ops model_variables summary saver signs clear_status")
 TrainGraph.__doc__ = """The stages above, and: graph (the tf.Graph), global_step,
 data_init_ops (the paper's data-dependent initialisation, run once on a new
 run; empty otherwise), model_variables (D's and G's, without moving
 averages: what --checkpoint restores), summary (the merged training
-summaries), saver."""
+summaries), saver, signs (Steps of divergence.sign_vector: what the step
+just run shows of a diverged run), clear_status (on the NPU, the op that
+clears the device-wide float status after a run that was not a training
+step; else None)."""
+
+Steps = collections.namedtuple("Steps", "d g")
+Steps.__doc__ = "One value for D's training step and one for G's."
 
 
 def feature_norm(config, image_shape):
@@ -236,9 +243,15 @@ def build_train_graph(config, info, cache, start_step, rank=None, workers=None, 
         with tf.name_scope("train"):
             train_ops = train_ops_lib.build_train_ops(losses, global_step,
                                                       optim_config(config, loss_scaling), wrap)
+        with tf.name_scope("divergence"):
+            # After D's optimizer step without the moving average: a cluster's workers
+            # other than the chief run it so (the average must move once per step).
+            signs = Steps(
+                divergence.sign_vector(losses.d_loss, train_ops.d_train_without_ema,
+                                       train_ops.d_health),
+                divergence.sign_vector(losses.g_loss, train_ops.g_train, train_ops.g_health))
         if distributed:
-            agreement = ascend.agreement_ops(global_step, losses.d_loss, losses.g_loss,
-                                             train_ops.d_train, train_ops.g_train)
+            agreement = ascend.agreement_ops(global_step, signs.d, signs.g)
         if workers is not None:
             with tf.name_scope("cluster"):
                 sync.build_catch_up()
@@ -250,12 +263,16 @@ def build_train_graph(config, info, cache, start_step, rank=None, workers=None, 
         broadcast = ascend.broadcast_variables_op(tf.global_variables()) if distributed else None
         # At the root name scope: summary tags are the scope plus the name.
         health = summaries.health_scalars(model, train_ops)
-        if distributed:  # rank 0 alone writes summaries: the other network's gradient norm
-            # would all-reduce its gradients on rank 0 alone, and the cards would hang
+        if device == "npu":
+            # A gradient norm in a summary runs that network's loss-scaled backward pass
+            # inside the other network's step: on the 910 an overflow there raises the
+            # device-wide float status and skips the other step. (On several cards,
+            # rank 0 alone would also all-reduce those gradients, and the cards hang.)
             health = dict((tag, v) for tag, v in health.items() if "grad_norm" not in tag)
+        clear_status = ascend.clear_float_status_op() if device == "npu" else None
         summary = summaries.training_summaries(losses, model, train_ops.learning_rate, health)
         # Relative paths in the `checkpoint` file keep a run folder movable.
         saver = tf.train.Saver(max_to_keep=config.max_to_keep, save_relative_paths=True)
     return TrainGraph(graph, global_step, inputs, model, losses, train_ops, evaluation,
                       Together(broadcast, agreement, sync, progress), data_init_ops,
-                      model_variables, summary, saver)
+                      model_variables, summary, saver, signs, clear_status)

@@ -10,7 +10,6 @@ TensorFlow cluster's workers step together (ascend.py, cluster.py).
 
 import collections
 import logging
-import math
 import os
 import signal
 import time
@@ -33,6 +32,7 @@ from config import check_method_flags
 from datasets import store
 from datasets.files import atomic_path
 from device import resolve_device, session_config
+from divergence import DivergenceWatch
 from errors import ConfigError
 from util import progress_bar
 
@@ -93,6 +93,8 @@ def save_checkpoint(sess, graph, run_dir, step, dump_result=False):
     g_img_<step>.hdf5, each whole or not at all. Returns the checkpoint path."""
     path = graph.saver.save(sess, os.path.join(run_dir, "model"), global_step=step)
     png, images = sess.run([graph.eval.sample_png, graph.eval.sample_images])
+    if graph.clear_status is not None:  # an overflow in G's samples must not skip a step
+        sess.run(graph.clear_status)
     with atomic_path(os.path.join(run_dir, "samples-%d.png" % step)) as tmp:
         with open(tmp, "wb") as f:
             f.write(png)
@@ -468,6 +470,12 @@ def _run(run):
         scalars = [losses.supervised_loss, losses.d_loss, losses.g_loss, losses.accuracy]
         eval_scalars = [eval_losses.supervised_loss, eval_losses.d_loss, eval_losses.g_loss,
                         eval_losses.accuracy]
+        divergence_watch = DivergenceWatch(placement.rank.size if agreement is not None else 1)
+
+        def clear_float_status():  # after a run that was not a training step
+            if graph.clear_status is not None:
+                sess.run(graph.clear_status)
+        clear_float_status()  # the initialisation's runs
         detector = None
         if config.method == "improved_gan" and config.unlabeled_weight > 0:
             detector = CollapseDetector(run.epoch_steps)
@@ -489,14 +497,15 @@ def _run(run):
                 if step % config.test_sample_step == 0:
                     start = time.time()
                     values = sess.run(eval_scalars)
+                    clear_float_status()
                     log.info(step_line("val", step, *values, sec_per_batch=time.time() - start,
                                        batch_size=config.batch_size))  # this worker's batch
                 train_g = trains_g(config, step)
-                # The trained network's loss every step (to stop on NaN); all four
+                # The trained network's signs of divergence every step; the four
                 # logged values only on the steps that print them.
                 logged = step % config.log_step == 0
                 fetches = {"train": graph.train_ops.g_train if train_g else d_train,
-                           "loss": losses.g_loss if train_g else losses.d_loss}
+                           "signs": graph.signs.g if train_g else graph.signs.d}
                 if logged:
                     fetches["scalars"] = scalars
                 if step % config.write_summary_step == 0 and (chief or agreement is not None):
@@ -507,7 +516,7 @@ def _run(run):
                     if stop.signum is not None and not raised:
                         sess.run(agreement.raise_stop)
                         raised = True
-                    fetches["votes"] = agreement.stop_g if train_g else agreement.stop_d
+                    fetches["signs"] = agreement.stop_g if train_g else agreement.stop_d
                 start = time.time()
                 watch.step(step)
                 out = sess.run(fetches)
@@ -516,19 +525,18 @@ def _run(run):
                     together.sync.catch_up(sess, 1 if train_g else 0, step)
                 interval_time += time.time() - start
                 interval_steps += 1
-                where, lost = "", not math.isfinite(out["loss"])
-                if "votes" in out:
-                    lost = out["votes"][0] > 0
-                    where = " on %d of the %d cards" % (out["votes"][0], placement.rank.size)
-                if lost:
-                    log.error("the %s loss became %s at step %d%s; stopping without saving. "
-                              "The last good checkpoint is %s. Try lower learning rates "
+                diverged = divergence_watch.check("G" if train_g else "D", step,
+                                                  out["signs"][:4])
+                if diverged:
+                    keep = checkpoints.newest_up_to(run_dir, diverged.since)
+                    log.error("%s; stopping without saving. Keep %s: the newest checkpoint "
+                              "from before the trouble%s. Try lower learning rates "
                               "(--learning_rate_d / --learning_rate_g)",
-                              "G" if train_g else "D", "NaN or Inf" if where else out["loss"],
-                              step, where,
-                              tf.train.latest_checkpoint(run_dir) or "none (no checkpoint yet)")
+                              diverged.reason, keep or "none (no checkpoint yet)",
+                              "" if keep == tf.train.latest_checkpoint(run_dir) else
+                              "; the ones after it hold weights of the skipped steps")
                     return 1
-                stopping = "votes" in out and out["votes"][1] > 0
+                stopping = agreement is not None and out["signs"][4] > 0
                 if "summary" in out:
                     writer.add_summary(out["summary"], step)
                 step += 1

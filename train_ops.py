@@ -192,7 +192,7 @@ def learning_rate_schedule(base_rate, global_step, decay_start, total_steps):
 # Train ops.
 TrainOps = collections.namedtuple(
     "TrainOps", "d_train g_train d_vars g_vars ema sync_averages learning_rate d_grad_norm "
-                "g_grad_norm d_train_without_ema")
+                "g_grad_norm d_train_without_ema d_health g_health")
 TrainOps.__doc__ = """d_train / g_train: one optimisation step of D / G, each
 incrementing the global step and running its batch-norm updates (and the
 historical-average and moving-average updates when on). ema: the
@@ -203,7 +203,9 @@ d_grad_norm / g_grad_norm: the global norm of each network's gradients
 before clipping (fetching one computes that network's gradients).
 d_train_without_ema: d_train without the moving-average update, for the
 workers of a cluster other than the chief (the average lives on the
-parameter servers and must move once per step, not once per worker)."""
+parameter servers and must move once per step, not once per worker).
+d_health / g_health: each step's precision.StepHealth when it is
+loss-scaled (float16 here, or the NPU's adapter), else None."""
 
 
 def split_variables():
@@ -222,7 +224,9 @@ def _minimize(loss, variables, learning_rate, beta1, clip_norm, global_step, upd
               wrap_optimizer=None, historical_weight=0.0, loss_scaling=False,
               optimizer_kind="adam"):
     """One optimisation step of `variables` on `loss`; returns (the step op,
-    the global norm of the gradients before clipping)."""
+    the global norm of the gradients before clipping, a precision.StepHealth
+    or None when the step is not loss-scaled). A wrapped optimizer that
+    scales the loss itself (the NPU's) reports its StepHealth as `health`."""
     loss_scale = precision.DynamicLossScale(name + "_loss_scale") if loss_scaling else None
     with tf.name_scope(name):
         history_update = None
@@ -267,10 +271,15 @@ def _minimize(loss, variables, learning_rate, beta1, clip_norm, global_step, upd
                     step = tf.group(tf.assign_add(global_step, 1))
         if wrap_optimizer is not None:
             step = tf.group(step, *update_ops)
+        health = getattr(optimizer, "health", None)
+        if loss_scale is not None:
+            with tf.control_dependencies([step]):
+                health = precision.StepHealth(tf.logical_not(finite),
+                                              tf.identity(loss_scale.scale))
         if history_update is None:
-            return step, grad_norm
+            return step, grad_norm, health
         with tf.control_dependencies([step]):
-            return tf.group(history_update), grad_norm
+            return tf.group(history_update), grad_norm, health
 
 
 def build_train_ops(losses, global_step, config, wrap_optimizer=None):
@@ -297,11 +306,11 @@ def build_train_ops(losses, global_step, config, wrap_optimizer=None):
                                     config.total_steps)
              for rate in (config.learning_rate_d, config.learning_rate_g)]
     both = d_updates + g_updates
-    d_train, d_grad_norm = _minimize(
+    d_train, d_grad_norm, d_health = _minimize(
         losses.d_loss, d_vars, rates[0], config.beta1, config.clip_norm, global_step, both,
         "d_optimize", wrap_optimizer, config.historical_weight, config.loss_scaling,
         config.optimizer)
-    g_train, g_grad_norm = _minimize(
+    g_train, g_grad_norm, g_health = _minimize(
         losses.g_loss, g_vars, rates[1], config.beta1, config.clip_norm, global_step, both,
         "g_optimize", wrap_optimizer, config.historical_weight, config.loss_scaling,
         config.optimizer)
@@ -316,4 +325,4 @@ def build_train_ops(losses, global_step, config, wrap_optimizer=None):
             d_train = ema.apply(d_vars)
         sync = tf.group(*[tf.assign(ema.average(v), v) for v in d_vars], name="sync_averages")
     return TrainOps(d_train, g_train, d_vars, g_vars, ema, sync, rates[0], d_grad_norm,
-                    g_grad_norm, d_train_without_ema)
+                    g_grad_norm, d_train_without_ema, d_health, g_health)

@@ -118,6 +118,15 @@ def test_two_cards_train_as_one_and_refuse_to_start_apart(standins, data, tmp_pa
         tf.train.import_meta_graph(os.path.join(own, "model-4.meta"))
         float_vars = sorted(v.op.name for v in tf.global_variables()
                             if v.dtype.base_dtype.is_floating)
+        trainable = len(tf.trainable_variables())
+    # One all-reduce per gradient, as the adapter issues them (fusion=1: HCCL
+    # fuses them); the agreement's, which depend on their results, unfused, as
+    # the stand-in (like HCCL's fusion) requires, as are the loss scaling's
+    # float-status all-reduces (the adapter's own, one per network).
+    reduces = [c for c in calls if c[0] == "hccl_ops.allreduce"]
+    assert len([c for c in reduces if c[2] == 1]) == trainable
+    assert sorted(c[1].split("/")[0] for c in reduces if c[2] != 1) == \
+        ["agreement"] * 3 + ["train"] * 2
     broadcasts = sorted((c for c in calls if c[0] == "hccl_ops.broadcast"),
                         key=lambda c: len(c[1]))
     assert [b[1] for b in broadcasts[:-1]] == [["agreement/Cast"]]  # rank 0's step
@@ -178,8 +187,8 @@ def test_a_loss_lost_on_one_card_stops_every_card(data, tmp_path):
             card.kill()
     texts = [open(path).read() for path in logs]
     assert statuses == [1, 1], texts
-    lost = [re.findall(r"loss became NaN or Inf at step (\d+) on 1 of the 2 cards", t)
-            for t in texts]
+    lost = [re.findall(r"loss (?:became NaN or Inf|passed 10000) at step (\d+) on 1 of the 2 "
+                       r"cards", t) for t in texts]
     assert lost[0] == lost[1] and len(lost[0]) == 1, texts
 
 

@@ -1,6 +1,8 @@
 """Stand-in for npu_bridge.npu_init (see the package docstring)."""
 
 import os
+import re
+import weakref
 
 import numpy as np
 import tensorflow.compat.v1 as tf
@@ -42,18 +44,51 @@ class _HcclOps(object):
         return _py_collective("broadcast", key, tensors, lambda ranks: ranks[root_rank])
 
     def allreduce(self, tensor, reduction, fusion=1, fusion_id=-1, group="hccl_world_group"):
+        """fusion=1 (the default, which the adapter's gradient all-reduces
+        use) lets HCCL fuse the all-reduce with the others of its kind by the
+        gradient split strategy: one that depends on another's result would
+        wait for itself, so that is refused here, where the graph is built.
+        (NPUDistributedOptimizer orders its own, so that every rank issues
+        them in one order, as HCCL needs.)"""
         if reduction != "sum":
             raise ValueError("stand-in allreduce: only 'sum' is used here, got %r" % reduction)
-        key = tf.get_default_graph().unique_name("hccl_allreduce")
-        return _py_collective("allreduce", key, [tf.convert_to_tensor(tensor)],
-                              lambda ranks: [np.sum([r[0] for r in ranks], axis=0)])[0]
+        tensor = tf.convert_to_tensor(tensor)
+        graph = tf.get_default_graph()
+        CALLS.append(("hccl_ops.allreduce", tensor.op.name, fusion))
+        fused = _FUSED.setdefault(graph, [])
+        if fusion == 1:
+            depends = _depends_on(tensor.op, set(fused))
+            if depends:
+                raise ValueError("HCCL: allreduce of %s with fusion=1 depends on the fused "
+                                 "all-reduce %s, with which the gradient split strategy fuses "
+                                 "it: it would wait for itself. Pass fusion=0"
+                                 % (tensor.op.name, depends))
+        key = graph.unique_name("hccl_allreduce")
+        out = _py_collective("allreduce", key, [tensor],
+                             lambda ranks: [np.sum([r[0] for r in ranks], axis=0)])[0]
+        if fusion == 1:
+            fused.append(out.op)
+        return out
 
-    def _allreduce_many(self, tensors):
-        """One exchange for a list (HCCL fuses the gradients' all-reduces;
-        separate blocking exchanges could deadlock TensorFlow's threads)."""
-        key = tf.get_default_graph().unique_name("hccl_allreduce_fused")
-        return _py_collective("allreduce", key, tensors,
-                              lambda ranks: [np.sum(v, axis=0) for v in zip(*ranks)])
+
+_FUSED = weakref.WeakKeyDictionary()  # graph -> its fusion=1 all-reduce ops
+_ORDER_NAME = "hccl_issue_order"  # ops that only order one step's all-reduces
+
+
+def _depends_on(op, targets):
+    """The name of an op of `targets` that `op` depends on (through data or
+    control inputs, not through the issue order kept above), or None."""
+    seen, todo = set(), [op]
+    while todo:
+        current = todo.pop()
+        if current in targets:
+            return current.name
+        if current in seen or current.name.split("/")[-1].startswith(_ORDER_NAME):
+            continue
+        seen.add(current)
+        todo.extend(t.op for t in current.inputs)
+        todo.extend(current.control_inputs)
+    return None
 
 
 hccl_ops = _HcclOps()
@@ -79,10 +114,17 @@ class NPUDistributedOptimizer(tf.train.Optimizer):
         size = _rank_size()
         if size <= 1:
             return gradients
-        present = [(g, v) for g, v in gradients if g is not None]
-        summed = hccl_ops._allreduce_many([g for g, _ in present])
-        averaged = dict((v, s / tf.cast(size, s.dtype)) for (g, v), s in zip(present, summed))
-        return [(averaged.get(v), v) for _, v in gradients]
+        # As the adapter's npu_optimizer.allreduce: one all-reduce per gradient,
+        # here one after another, in the same order on every rank.
+        averaged, previous = [], []
+        for g, v in gradients:
+            if g is not None:
+                with tf.control_dependencies(previous):
+                    g = hccl_ops.allreduce(g, "sum") / tf.cast(size, g.dtype)
+                with tf.control_dependencies([g]):
+                    previous = [tf.no_op(name=_ORDER_NAME)]
+            averaged.append((g, v))
+        return averaged
 
     def apply_gradients(self, *args, **kwargs):
         return self._optimizer.apply_gradients(*args, **kwargs)
@@ -97,25 +139,93 @@ class NPUDistributedOptimizer(tf.train.Optimizer):
         return self._optimizer.variables()
 
 
-def _watch_saturation(*grads):
-    """The hardware's part: a float16 result beyond +-65504 (saturated, not
-    Inf) sets the float status."""
-    if any(not np.all(np.isfinite(g)) or np.any(np.abs(g) > FLOAT16_MAX) for g in grads):
-        _status[0] = 1.0
-    return grads
+OVERFLOWING = "NPU_STANDIN_OVERFLOWING"
+
+
+def _overflowing(name):
+    """Whether the op `name` overflows on this stand-in chip: a test names
+    such ops with a regular expression in $NPU_STANDIN_OVERFLOWING (a
+    diverged network's gradients, an evaluation pass)."""
+    pattern = os.environ.get(OVERFLOWING)
+    return bool(pattern) and re.search(pattern, name) is not None
+
+
+def _saturating_watch(names):
+    """The hardware's part for gradients `names`: a result beyond +-65504, or
+    from an op that overflows here, saturates (+-65504, not Inf) and raises
+    the device-wide float status."""
+    def watch(*grads):
+        out = []
+        for name, g in zip(names, grads):
+            if _overflowing(name):
+                g = np.where(g < 0, -FLOAT16_MAX, FLOAT16_MAX).astype(g.dtype)
+            if not np.all(np.isfinite(g)) or np.any(np.abs(g) >= FLOAT16_MAX):
+                _status[0] = 1.0
+            out.append(np.clip(g, -FLOAT16_MAX, FLOAT16_MAX).astype(g.dtype))
+        return out
+    return watch
+
+
+_STATUS_OP_NAMES = ("npu_get_float_status", "npu_clear_float_status")
+_overflowing_runs = {}  # (graph, fetched op names) -> whether the run has an overflowing op
+
+
+def _run_raises_status(graph, fetched):
+    """Whether a run of `fetched` (ops) that is not a loss-scaled step (those
+    read and clear the status themselves) runs an op that overflows here."""
+    key = (id(graph), tuple(sorted(op.name for op in fetched)))
+    if key not in _overflowing_runs:
+        seen, todo, found, step = set(), list(fetched), False, False
+        while todo:
+            op = todo.pop()
+            if op in seen:
+                continue
+            seen.add(op)
+            step = step or op.name.split("/")[-1].startswith(_STATUS_OP_NAMES)
+            found = found or _overflowing(op.name)
+            todo.extend(t.op for t in op.inputs)
+            todo.extend(op.control_inputs)
+        _overflowing_runs[key] = found and not step
+    return _overflowing_runs[key]
+
+
+def _sticky_status_session_run():
+    """Session.run, wrapped: a run (evaluation, sample grids, summaries
+    alone) that runs an op overflowing here leaves the device-wide status
+    raised, as the 910 does, until a clear; the next loss-scaled step then
+    reads it."""
+    run = tf.Session.run
+    if getattr(run, "npu_standin", False):
+        return
+
+    def sticky_run(self, fetches, *args, **kwargs):
+        result = run(self, fetches, *args, **kwargs)
+        if os.environ.get(OVERFLOWING):
+            flat = [self.graph.as_graph_element(f) for f in tf.nest.flatten(fetches)]
+            ops = [f if isinstance(f, tf.Operation) else f.op for f in flat]
+            if _run_raises_status(self.graph, ops):
+                _status[0] = 1.0
+        return result
+    sticky_run.npu_standin = True
+    tf.Session.run = sticky_run
+
+
+_sticky_status_session_run()
 
 
 class _GenNpuOps(object):
     """The float-status ops of the adapter's later versions (v2: no buffer)."""
 
     def npu_get_float_status_v2(self):
-        return tf.py_func(lambda: _status.copy(), [], tf.float32, stateful=True)
+        return tf.py_func(lambda: _status.copy(), [], tf.float32, stateful=True,
+                          name="npu_get_float_status_v2")
 
     def npu_clear_float_status_v2(self):
         def clear():
             _status[:] = 0.0
             return np.zeros(8, np.float32)
-        return tf.py_func(clear, [], tf.float32, stateful=True)
+        return tf.py_func(clear, [], tf.float32, stateful=True,
+                          name="npu_clear_float_status_v2")
 
 
 gen_npu_ops = _GenNpuOps()
@@ -189,8 +299,9 @@ class NPULossScaleOptimizer(tf.train.Optimizer):
         grads_and_vars = self._opt.compute_gradients(loss * tf.cast(scale, loss.dtype),
                                                      var_list=var_list, **kwargs)
         present = [(g, v) for g, v in grads_and_vars if g is not None]
-        watched = tf.py_func(_watch_saturation, [g for g, _ in present],
-                             [g.dtype for g, _ in present], stateful=True)
+        watched = tf.py_func(_saturating_watch([g.op.name for g, _ in present]),
+                             [g for g, _ in present], [g.dtype for g, _ in present],
+                             stateful=True)
         inverse = tf.reciprocal(scale)
         scaled = {}
         for (g, v), w in zip(present, watched):
