@@ -125,6 +125,9 @@ run_one_card() {
     shift
     parse_modelzoo_args "$@"
     export RANK_SIZE=1 RANK_ID=0
+    # The adapter starts HCCL whenever a rank table is set and RANK_SIZE > 0: one
+    # inherited from a multi-card job's shell would make this card wait for the others.
+    unset RANK_TABLE_FILE
     ASCEND_DEVICE_ID=${ASCEND_DEVICE_ID:-0}
     local log_file="$output_path/output/$ASCEND_DEVICE_ID/train_$ASCEND_DEVICE_ID.log"
     local start_time status e2e_time train_dir=""

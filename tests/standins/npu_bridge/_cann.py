@@ -56,8 +56,12 @@ def release():
 
 
 def check_session_config(config):
-    """Refuses an NpuOptimizer precision_mode the CANN release does not take."""
+    """Refuses an NpuOptimizer precision_mode the CANN release does not take;
+    starts HCCL where the environment turns it on (_collective)."""
     for optimizer in config.graph_options.rewrite_options.custom_optimizers:
+        if optimizer.name == "NpuOptimizer":
+            from npu_bridge import _collective
+            _collective.check_rank_table(os.environ)
         if optimizer.name != "NpuOptimizer" or "precision_mode" not in optimizer.parameter_map:
             continue
         mode = optimizer.parameter_map["precision_mode"].s.decode()

@@ -10,6 +10,7 @@ the op fails. HCCL also needs every rank to issue the collectives in the same
 order: each value carries its rank's running count of collectives, and
 ranks whose counts differ fail at once."""
 
+import json
 import os
 import threading
 import time
@@ -72,3 +73,21 @@ def exchange(key, arrays):
     if number > 0:  # every rank has read this rank's previous call by now
         os.remove(_path(folder, key, number - 1, rank))
     return values
+
+
+def check_rank_table(environ):
+    """HCCL's start, which the adapter makes whenever RANK_TABLE_FILE is set
+    and RANK_SIZE > 0 (ge_plugin.cc), one card included: the rank table's
+    devices must be the job's RANK_SIZE cards, or the cards it lists wait for
+    each other. (A table that lists no devices, as the tests' "{}", passes.)"""
+    table, size = environ.get("RANK_TABLE_FILE"), int(environ.get("RANK_SIZE", "0") or 0)
+    if not table or size <= 0 or not os.path.isfile(table):
+        return
+    with open(table) as f:
+        servers = json.load(f).get("server_list", [])
+    devices = sum(len(server.get("device", [])) for server in servers)
+    if devices and devices != size:
+        raise RuntimeError("HCCL: the rank table %s lists %d devices and RANK_SIZE is %d; "
+                           "their ranks would wait for each other until HCCL's timeout"
+                           % (table, devices, size))
+
