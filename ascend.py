@@ -122,6 +122,7 @@ def optimizer_wrapper(rank_size, loss_scaling, loss_scale_initial, loss_scale_pe
                                      NPULossScaleOptimizer)
 
     def wrap(optimizer):
+        name = optimizer.get_name()  # d_optimize_adam, g_optimize_adam
         if rank_size > 1:
             optimizer = NPUDistributedOptimizer(optimizer)
         if loss_scaling:
@@ -130,7 +131,7 @@ def optimizer_wrapper(rank_size, loss_scaling, loss_scale_initial, loss_scale_pe
                 decr_every_n_nan_or_inf=1, incr_ratio=2, decr_ratio=0.5)
             optimizer = StepEveryTime(NPULossScaleOptimizer(optimizer, manager,
                                                             is_distributed=rank_size > 1),
-                                      manager.get_loss_scale())
+                                      manager.get_loss_scale(), name)
         return optimizer
     return wrap
 
@@ -143,20 +144,22 @@ class StepEveryTime(tf.train.Optimizer):
     D/G alternation stay in agreement.
 
     The adapter is given a counter of applied steps instead, so that a skipped
-    step shows; after apply_gradients, `health` is the step's
-    precision.StepHealth (`loss_scale`: the manager's scale tensor)."""
+    step shows (variables <name>_applied_steps/count and /seen); after
+    apply_gradients, `health` is the step's precision.StepHealth
+    (`loss_scale`: the manager's scale tensor)."""
 
-    def __init__(self, optimizer, loss_scale):
+    def __init__(self, optimizer, loss_scale, name):
         super(StepEveryTime, self).__init__(use_locking=False, name=optimizer.get_name())
         self._optimizer = optimizer
         self._loss_scale = loss_scale
+        self._counter_name = name + "_applied_steps"
         self.health = None
 
     def compute_gradients(self, *args, **kwargs):
         return self._optimizer.compute_gradients(*args, **kwargs)
 
     def apply_gradients(self, grads_and_vars, global_step=None, name=None):
-        with tf.variable_scope(None, default_name=self.get_name() + "_applied_steps"):
+        with tf.variable_scope(self._counter_name):
             applied_steps = tf.get_variable("count", [], tf.int64, tf.zeros_initializer(),
                                             trainable=False)
             seen = tf.get_variable("seen", [], tf.int64, tf.zeros_initializer(),
