@@ -22,8 +22,24 @@ INSTANCE_NORM_EPSILON = 1e-6
 
 
 def leaky_relu(x, leak=0.2):
-    """max(x, leak * x): the reference's lrelu (0.2)."""
-    return tf.nn.leaky_relu(x, alpha=leak)
+    """max(x, leak * x): the reference's lrelu (0.2), with its gradient (the
+    slope leak where x <= 0, else 1) read from the output, as ReluGrad does.
+
+    TensorFlow's own gradient, LeakyReluGrad, reads the input: after a conv and
+    a bias, that is the BiasAdd, which grappler's remapper fuses away with the
+    conv and the activation. On a graph that needs a conv's input gradient but
+    not its filter's (D in G's step) the remapper then gives up on the whole
+    graph ("remapper failed ... fanout ... LeakyReluGrad exist for missing node
+    .../BiasAdd") and applies none of its fusions there."""
+    @tf.custom_gradient
+    def activation(inputs):
+        outputs = tf.nn.leaky_relu(inputs, alpha=leak)
+
+        def slope(upstream):  # outputs > 0 exactly where inputs > 0
+            positive = tf.cast(outputs > 0, upstream.dtype)
+            return upstream * (positive * (1.0 - leak) + leak)
+        return outputs, slope
+    return activation(x)
 
 
 def huber_loss(labels, predictions, delta=1.0):

@@ -315,3 +315,28 @@ def test_minibatch_discrimination_shapes_and_batch_dependence():
     np.testing.assert_allclose(out[:, 10:].mean(axis=0), 0.0, atol=1e-5)  # init: mean 0
     # example 0 is unchanged, but what it sees of the batch is not
     assert not np.allclose(out[0, 10:], out_other[0, 10:])
+
+
+def test_leaky_relu_keeps_grapplers_remapper_working(capfd):
+    """The reference's leaky ReLU after a conv and a bias, differentiated for
+    the conv's input alone (as G's step does through D): TensorFlow's graph
+    optimiser completes, so no "remapper failed" line; and the values and
+    slopes are leaky ReLU's, worked out by hand (0.2 at 0, as TensorFlow's)."""
+    with tf.Graph().as_default():
+        x = tf.constant([[-2.0, -0.5, 0.0, 0.5, 3.0]])
+        y = ops.leaky_relu(x)
+        slope = tf.gradients(tf.reduce_sum(y * [1.0, 2.0, 3.0, 4.0, 5.0]), x)[0]
+        images = tf.random_uniform([4, 8, 8, 3], -1.0, 1.0)  # not constant-folded away
+        filters = tf.get_variable("filters", [3, 3, 3, 4])
+        bias = tf.get_variable("bias", [4])
+        out = ops.leaky_relu(tf.nn.bias_add(tf.nn.conv2d(images, filters, [1, 1, 1, 1], "SAME"),
+                                            bias))
+        grad = tf.gradients(tf.reduce_sum(tf.square(out)), [images])[0]
+        with tf.Session() as sess:
+            sess.run(tf.global_variables_initializer())
+            sess.run(grad)
+            values, slopes = sess.run([y, slope])
+    assert "remapper failed" not in capfd.readouterr().err
+    np.testing.assert_allclose(values, [[-0.4, -0.1, 0.0, 0.5, 3.0]], rtol=1e-6)
+    np.testing.assert_allclose(slopes, [[0.2, 0.4, 0.6, 4.0, 5.0]], rtol=1e-6)
+
