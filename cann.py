@@ -78,8 +78,3 @@ def lookup(environ, root="/"):
                     return CannLookup(parse_version(text), text, info_file, searched)
     return CannLookup(None, None, None, searched)
 
-
-def installed_version(environ, root="/"):
-    """The installed CANN's version as a tuple, e.g. (6, 0, 1); None when it
-    cannot be read."""
-    return lookup(environ, root).version

@@ -93,8 +93,7 @@ def save_checkpoint(sess, graph, run_dir, step, dump_result=False):
     g_img_<step>.hdf5, each whole or not at all. Returns the checkpoint path."""
     path = graph.saver.save(sess, os.path.join(run_dir, "model"), global_step=step)
     png, images = sess.run([graph.eval.sample_png, graph.eval.sample_images])
-    if graph.clear_status is not None:  # an overflow in G's samples must not skip a step
-        sess.run(graph.clear_status)
+    clear_float_status(sess, graph)  # an overflow in G's samples must not skip a step
     with atomic_path(os.path.join(run_dir, "samples-%d.png" % step)) as tmp:
         with open(tmp, "wb") as f:
             f.write(png)
@@ -104,6 +103,13 @@ def save_checkpoint(sess, graph, run_dir, step, dump_result=False):
                 h5["image"] = images
     log.info("Saved checkpoint %s and samples-%d.png", path, step)
     return path
+
+
+def clear_float_status(sess, graph):
+    """On the NPU, clears the device-wide float status after a run that was
+    not a training step (graph.clear_status); elsewhere nothing."""
+    if graph.clear_status is not None:
+        sess.run(graph.clear_status)
 
 
 def trains_g(config, step):
@@ -471,11 +477,7 @@ def _run(run):
         eval_scalars = [eval_losses.supervised_loss, eval_losses.d_loss, eval_losses.g_loss,
                         eval_losses.accuracy]
         divergence_watch = DivergenceWatch(placement.rank.size if agreement is not None else 1)
-
-        def clear_float_status():  # after a run that was not a training step
-            if graph.clear_status is not None:
-                sess.run(graph.clear_status)
-        clear_float_status()  # the initialisation's runs
+        clear_float_status(sess, graph)  # after the initialisation's runs
         detector = None
         if config.method == "improved_gan" and config.unlabeled_weight > 0:
             detector = CollapseDetector(run.epoch_steps)
@@ -497,7 +499,7 @@ def _run(run):
                 if step % config.test_sample_step == 0:
                     start = time.time()
                     values = sess.run(eval_scalars)
-                    clear_float_status()
+                    clear_float_status(sess, graph)
                     log.info(step_line("val", step, *values, sec_per_batch=time.time() - start,
                                        batch_size=config.batch_size))  # this worker's batch
                 train_g = trains_g(config, step)

@@ -263,20 +263,20 @@ def test_the_cann_version_is_read_from_the_installers_info_file(tmp_path):
     assert found[:3] == ((6, 0, 1), "6.0.1",
                          str(system / "x86_64-linux" / "ascend_toolkit_install.info"))
     fake_cann(os.path.join(home, "Ascend", "ascend-toolkit", "latest"), "6.3.RC1")
-    assert cann.installed_version({"HOME": home}, str(root)) == (6, 3)
+    assert cann.lookup({"HOME": home}, str(root)).version == (6, 3)
     sourced = fake_cann(tmp_path / "toolkit", "8.0.RC2")
-    assert cann.installed_version(dict(sourced, HOME=home), str(root)) == (8, 0)
+    assert cann.lookup(dict(sourced, HOME=home), str(root)).version == (8, 0)
     opp = {"ASCEND_OPP_PATH": str(tmp_path / "toolkit" / "opp")}  # set_env.sh's too
-    assert cann.installed_version(opp, str(root)) == (8, 0)
+    assert cann.lookup(opp, str(root)).version == (8, 0)
     nnae = tmp_path / "nnae" / "latest"
     nnae.mkdir(parents=True)
     (nnae / "ascend_nnae_install.info").write_text(
         "package_name=Ascend-cann-nnae\nversion=7.0.0.alpha003\narch=aarch64\n")
-    assert cann.installed_version({"ASCEND_HOME_PATH": str(nnae)}, str(tmp_path)) == (7, 0, 0)
+    assert cann.lookup({"ASCEND_HOME_PATH": str(nnae)}, str(tmp_path)).version == (7, 0, 0)
     # A file without a version line is passed over.
     (tmp_path / "toolkit" / "aarch64-linux" / "ascend_toolkit_install.info").write_text(
         "package_name=Ascend-cann-toolkit\n")
-    assert cann.installed_version(sourced, str(root)) == (6, 0, 1)
+    assert cann.lookup(sourced, str(root)).version == (6, 0, 1)
 
 
 def test_the_standin_adapter_refuses_a_precision_mode_its_cann_does_not_take(standins,

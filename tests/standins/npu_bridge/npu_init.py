@@ -75,20 +75,27 @@ _FUSED = weakref.WeakKeyDictionary()  # graph -> its fusion=1 all-reduce ops
 _ORDER_NAME = "hccl_issue_order"  # ops that only order one step's all-reduces
 
 
-def _depends_on(op, targets):
-    """The name of an op of `targets` that `op` depends on (through data or
-    control inputs, not through the issue order kept above), or None."""
-    seen, todo = set(), [op]
+def _ancestors(ops, stop=lambda op: False):
+    """`ops` and every op they depend on through data or control inputs,
+    not walking on past an op for which stop(op)."""
+    seen, todo = set(), list(ops)
     while todo:
-        current = todo.pop()
-        if current in targets:
-            return current.name
-        if current in seen or current.name.split("/")[-1].startswith(_ORDER_NAME):
+        op = todo.pop()
+        if op in seen:
             continue
-        seen.add(current)
-        todo.extend(t.op for t in current.inputs)
-        todo.extend(current.control_inputs)
-    return None
+        seen.add(op)
+        yield op
+        if not stop(op):
+            todo.extend(t.op for t in op.inputs)
+            todo.extend(op.control_inputs)
+
+
+def _depends_on(op, targets):
+    """The name of an op of `targets` that `op` depends on (not through the
+    issue order kept above), or None."""
+    def orders(current):
+        return current.name.split("/")[-1].startswith(_ORDER_NAME)
+    return next((a.name for a in _ancestors([op], orders) if a in targets), None)
 
 
 hccl_ops = _HcclOps()
@@ -167,26 +174,20 @@ def _saturating_watch(names):
 
 
 _STATUS_OP_NAMES = ("npu_get_float_status", "npu_clear_float_status")
-_overflowing_runs = {}  # (graph, fetched op names) -> whether the run has an overflowing op
+# graph -> {(pattern, fetched op names): whether the run has an overflowing op}
+_overflowing_runs = weakref.WeakKeyDictionary()
 
 
 def _run_raises_status(graph, fetched):
     """Whether a run of `fetched` (ops) that is not a loss-scaled step (those
     read and clear the status themselves) runs an op that overflows here."""
-    key = (id(graph), tuple(sorted(op.name for op in fetched)))
-    if key not in _overflowing_runs:
-        seen, todo, found, step = set(), list(fetched), False, False
-        while todo:
-            op = todo.pop()
-            if op in seen:
-                continue
-            seen.add(op)
-            step = step or op.name.split("/")[-1].startswith(_STATUS_OP_NAMES)
-            found = found or _overflowing(op.name)
-            todo.extend(t.op for t in op.inputs)
-            todo.extend(op.control_inputs)
-        _overflowing_runs[key] = found and not step
-    return _overflowing_runs[key]
+    runs = _overflowing_runs.setdefault(graph, {})
+    key = (os.environ.get(OVERFLOWING), tuple(sorted(op.name for op in fetched)))
+    if key not in runs:
+        names = [op.name for op in _ancestors(fetched)]
+        runs[key] = (any(_overflowing(name) for name in names) and not any(
+            name.split("/")[-1].startswith(_STATUS_OP_NAMES) for name in names))
+    return runs[key]
 
 
 def _sticky_status_session_run():
