@@ -190,8 +190,9 @@ def has_unlabeled_batch(model):
 
 
 def sample_noise(batch_size, n_z, name=None):
-    """z ~ U(-1, 1)^n_z, [batch_size, n_z]; `name` names the sample."""
-    return tf.random_uniform([batch_size, n_z], minval=-1.0, maxval=1.0, name=name)
+    """z ~ U(-1, 1)^n_z, [batch_size, n_z], keyed (ops.noise_key); `name`
+    names the sample."""
+    return ops.random_uniform([batch_size, n_z], -1.0, 1.0, name=name)
 
 
 def _batch_size(images):

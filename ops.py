@@ -11,6 +11,9 @@ and fully connected layers (slim's default), truncated normal (stddev 0.01)
 for transposed convolutions, zero biases.
 """
 
+import weakref
+import zlib
+
 import numpy as np
 import tensorflow.compat.v1 as tf
 
@@ -392,24 +395,59 @@ def weight_norm_conv2d_transpose(x, out_channels, k=5, s=2, init=False, train_sc
                                    init, train_scale, init_stdv, stddev)
 
 
+def noise_key(step, stream=0, graph=None):
+    """Keys the random draws of `graph` (default: the default graph) made
+    after this call: G's z, Gaussian noise, dropout. A draw's numbers are a
+    function of the graph's seed (tf.set_random_seed), `stream` (int: a
+    card's rank or a cluster worker's index, so that each draws its own),
+    the draw's name scope and `step` (an int64 scalar tensor, read once per
+    run: the global step). Stateless random ops make no sequence that
+    restarts with the process, so a run resumed at step n draws what an
+    uninterrupted run drew at step n. Without a key, a graph's draws read
+    its global step if it has one, else step 0."""
+    _NOISE_KEYS[graph or tf.get_default_graph()] = (tf.cast(step, tf.int64), int(stream))
+
+
+_NOISE_KEYS = weakref.WeakKeyDictionary()  # graph -> (step tensor, stream)
+
+
+def _draw_seed(scope):
+    """The stateless seed [step, draw] of the draw in name scope `scope`."""
+    graph = tf.get_default_graph()
+    if graph not in _NOISE_KEYS:
+        step = tf.train.get_global_step(graph)
+        noise_key(tf.constant(0, tf.int64) if step is None else step, graph=graph)
+    step, stream = _NOISE_KEYS[graph]
+    draw = zlib.crc32(("%s/%d/%s" % (graph.seed or 0, stream, scope)).encode("utf-8"))
+    return tf.stack([step, tf.constant(draw, tf.int64)])
+
+
+def random_uniform(shape, minval=0.0, maxval=1.0, name=None):
+    """U[minval, maxval) float32 samples of `shape`, keyed (see noise_key);
+    `name` names the sample, so that a test can read what a step drew."""
+    with tf.name_scope(name, "uniform") as scope:
+        unit = tf.random.stateless_uniform(shape, _draw_seed(scope))
+        return tf.add(minval, (maxval - minval) * unit, name=scope)
+
+
 def standard_normal(shape, name=None):
-    """float32 N(0, 1) samples of a static `shape` [..., D] by the Box-Muller
-    transform: uniform pairs (u1, u2) give the independent normals
-    sqrt(-2 ln u1) cos(2 pi u2) and sqrt(-2 ln u1) sin(2 pi u2). It is the
-    transform tf.random_normal applies inside its kernel, there one element
-    at a time; written as tensor ops it is vectorised, and the paper's MLP
-    discriminator draws 3,000 normals per image per pass: twice as fast on
-    CPUs. u1 in (0, 1] as 1 - U[0, 1), so the tails end at 5.6 sigma (TF's
-    kernel clamps u1 at 1e-7: 5.7 sigma). `name` names the sample, so that a
-    test can read the numbers a training step drew."""
-    shape = [int(d) for d in shape]
-    half = shape[:-1] + [(shape[-1] + 1) // 2]
-    radius = tf.sqrt(-2.0 * tf.log(1.0 - tf.random_uniform(half)))
-    angle = (2.0 * np.pi) * tf.random_uniform(half)
-    if shape[-1] % 2 == 0:
-        return tf.concat([radius * tf.cos(angle), radius * tf.sin(angle)], axis=-1, name=name)
-    normal = tf.concat([radius * tf.cos(angle), radius * tf.sin(angle)], axis=-1)
-    return tf.identity(normal[..., :shape[-1]], name=name)
+    """float32 N(0, 1) samples of `shape` [..., D], keyed (see noise_key). A
+    static shape takes the Box-Muller transform: uniform pairs (u1, u2) give
+    the independent normals sqrt(-2 ln u1) cos(2 pi u2) and sqrt(-2 ln u1)
+    sin(2 pi u2). It is the transform TensorFlow's normal kernels apply one
+    element at a time; written as tensor ops it is vectorised, and the
+    paper's MLP discriminator draws 3,000 normals per image per pass: twice
+    as fast on CPUs. u1 in (0, 1] as 1 - U[0, 1), so the tails end at 5.6
+    sigma (TF's kernel clamps u1 at 1e-7: 5.7 sigma). `name` names the
+    sample, so that a test can read the numbers a training step drew."""
+    with tf.name_scope(name, "normal") as scope:
+        if not isinstance(shape, (list, tuple)) or not all(isinstance(d, int) for d in shape):
+            return tf.identity(tf.random.stateless_normal(shape, _draw_seed(scope)), name=scope)
+        half = list(shape[:-1]) + [(shape[-1] + 1) // 2]
+        radius = tf.sqrt(-2.0 * tf.log(1.0 - random_uniform(half, name="u1")))
+        angle = (2.0 * np.pi) * random_uniform(half, name="u2")
+        normal = tf.concat([radius * tf.cos(angle), radius * tf.sin(angle)], axis=-1)
+        return tf.identity(normal[..., :shape[-1]], name=scope)
 
 
 def gaussian_noise(x, stddev, training, name=None):
@@ -417,17 +455,20 @@ def gaussian_noise(x, stddev, training, name=None):
     the N(0, 1) sample (see standard_normal)."""
     if not training or stddev == 0:
         return x
-    if not x.shape.is_fully_defined():
-        return x + stddev * tf.random_normal(tf.shape(x), dtype=x.dtype, name=name)
-    return x + tf.cast(stddev * standard_normal(x.shape.as_list(), name), x.dtype)
+    shape = x.shape.as_list() if x.shape.is_fully_defined() else tf.shape(x)
+    return x + tf.cast(stddev * standard_normal(shape, name), x.dtype)
 
 
-def dropout(x, rate, training):
-    """Drops a fraction `rate` of the units in training (scaling the rest by
-    1 / (1 - rate)); identity at inference."""
+def dropout(x, rate, training, name="dropout"):
+    """Drops a fraction `rate` of the units in training (keyed draws, see
+    noise_key) and scales the rest by 1 / (1 - rate), as tf.nn.dropout does;
+    identity at inference."""
     if not training or rate == 0:
         return x
-    return tf.nn.dropout(x, rate=rate)
+    with tf.name_scope(name):
+        shape = x.shape.as_list() if x.shape.is_fully_defined() else tf.shape(x)
+        keep = tf.cast(random_uniform(shape, name="uniform") >= rate, x.dtype)
+        return x * keep * tf.cast(1.0 / (1.0 - rate), x.dtype)
 
 
 def batch_norm_no_scale(x, epsilon=1e-6, name="batch_norm"):

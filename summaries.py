@@ -5,6 +5,7 @@ import math
 import tensorflow.compat.v1 as tf
 
 from losses import real_probability
+from step_log import G_NAMES
 
 MAX_GRID_IMAGES = 64
 
@@ -66,19 +67,28 @@ def health_scalars(model, train_ops):
     }
 
 
+G_HEALTH = ("health/g_grad_norm",)  # G's step computes it; D's the other health scalars
+
+
 def training_summaries(losses, model, learning_rate=None, health=None):
     """TensorBoard: a loss/... scalar for each field the losses have (the
     reference's tags for its losses), train/learning_rate, the `health`
     scalars ({tag: scalar}, see health_scalars) and img/fake, img/real grids
-    (up to 64 images). Returns the merged summary op."""
+    (up to 64 images). Returns two merged summary ops, (D's, G's): each holds
+    what that network's step computes before its update, so that a summary
+    neither reads weights the step is changing nor draws batches of another
+    network's streams (G's has G's losses and gradient norm)."""
     fields = losses._asdict()
-    values = [tf.summary.scalar(tag, fields[name]) for name, tag in SCALAR_TAGS
-              if name in fields]
+    health = health or {}
+    sides = ([], [])
+    for name, tag in SCALAR_TAGS:
+        if name in fields:
+            sides[name in G_NAMES].append(tf.summary.scalar(tag, fields[name]))
     if learning_rate is not None:
-        values.append(tf.summary.scalar("train/learning_rate", learning_rate))
-    for tag in sorted(health or {}):
-        values.append(tf.summary.scalar(tag, health[tag]))
+        sides[0].append(tf.summary.scalar("train/learning_rate", learning_rate))
+    for tag in sorted(health):
+        sides[tag in G_HEALTH].append(tf.summary.scalar(tag, health[tag]))
     for tag, images in (("img/fake", model.fake_images), ("img/real", model.unlabeled_images)):
         grid = image_grid(images[:MAX_GRID_IMAGES])
-        values.append(tf.summary.image(tag, to_uint8(grid), max_outputs=1))
-    return tf.summary.merge(values)
+        sides[0].append(tf.summary.image(tag, to_uint8(grid), max_outputs=1))
+    return tuple(tf.summary.merge(values) for values in sides)

@@ -22,6 +22,7 @@ import cluster
 import divergence
 import input_ops
 import losses as losses_lib
+import ops
 import model as model_lib
 import paper_nets
 import precision
@@ -57,8 +58,8 @@ TrainGraph = collections.namedtuple(
 TrainGraph.__doc__ = """The stages above, and: graph (the tf.Graph), global_step,
 data_init_ops (the paper's data-dependent initialisation, run once on a new
 run; empty otherwise), model_variables (D's and G's, without moving
-averages: what --checkpoint restores), summary (the merged training
-summaries), saver, signs (Steps of divergence.sign_vector: what the step
+averages: what --checkpoint restores), summary (Steps of the merged
+training summaries each network's step computes), saver, signs (Steps of divergence.sign_vector: what the step
 just run shows of a diverged run), clear_status (on the NPU, the op that
 clears the device-wide float status after a run that was not a training
 step; else None)."""
@@ -127,12 +128,50 @@ def labeled_subset(config, info, cache):
     return positions, ids
 
 
-def _build_inputs(config, cache, skip, num_shards, shard_index, labeled, initializable):
-    """The run's streams, each starting `skip` batches in (a number, or on a
-    cluster the global step, read when the iterators are initialised)."""
-    initializers = []
+def stream_steps(config, model_config):
+    """Steps(d, g): the training streams each network's step draws a batch
+    from ("train", "labeled", "matching"). D's step draws its unlabeled and
+    labeled batches. G's step draws its own batch for feature matching (the
+    paper's loss), or D's unlabeled batch (the reference's loss pairs G's
+    images with it) and D's labeled one where D sees all of them in one pass
+    (model._apply_d); and D's unlabeled batch where G's step runs D's
+    batch-norm updates (the reference's D with --norm_type batch: its
+    statistics follow that batch). build_train_graph checks this against
+    the graph it builds."""
+    one_pass = config.method != "supervised" and \
+        model_lib.networks(model_config)[0].batch_independent
+    batch_norm = config.arch == "reference" and config.norm_type == "batch"
+    g_draws = ("matching",) if config.method == "improved_gan" else ()
+    if config.method == "ssgan":
+        g_draws += ("train", "labeled") if one_pass else ("train",)
+    elif batch_norm:
+        g_draws += ("train",)
+    return Steps(("train", "labeled"), g_draws)
 
-    def stream(batch_size, seed, **kwargs):
+
+def steps_before(step, config):
+    """Steps(d, g): how many of the steps before `step` (a number or an
+    integer tensor) train D and G (train_loop.trains_g's schedule: one D
+    step, then --update_rate G steps; D's alone in the supervised baseline)."""
+    if config.method == "supervised":
+        return Steps(step, 0 * step)
+    cycle = config.update_rate + 1
+    d_steps = (step + cycle - 1) // cycle
+    return Steps(d_steps, step - d_steps)
+
+
+def _build_inputs(config, model_config, cache, start_step, num_shards, shard_index, labeled,
+                  initializable):
+    """The run's streams, each starting at the batch it would be at in step
+    `start_step` of an uninterrupted run (a number, or on a cluster the
+    global step, read when the iterators are initialised): a stream moves
+    only in the steps that draw from it (stream_steps), and the validation
+    stream once every --test_sample_step steps."""
+    initializers = []
+    drawing, before = stream_steps(config, model_config), steps_before(start_step, config)
+
+    def stream(batch_size, seed, name, **kwargs):
+        skip = sum(count for steps, count in zip(drawing, before) if name in steps)
         dataset = input_ops.train_dataset(
             cache, batch_size, seed=seed, num_shards=num_shards, shard_index=shard_index,
             skip_batches=skip, **kwargs)
@@ -141,15 +180,19 @@ def _build_inputs(config, cache, skip, num_shards, shard_index, labeled, initial
         iterator = tf.data.make_initializable_iterator(dataset)
         initializers.append(iterator.initializer)
         return iterator.get_next()
-    train = stream(config.batch_size, config.seed)
+    train = stream(config.batch_size, config.seed, "train")
     labeled_batch = None
     if labeled is not None:
-        labeled_batch = stream(config.batch_size, config.seed + 2, subset=labeled)
+        labeled_batch = stream(config.batch_size, config.seed + 2, "labeled", subset=labeled)
     matching = None
     if config.method == "improved_gan":  # G's own unlabeled batches, as the paper's
-        matching = stream(config.batch_size, config.seed + 4)
+        matching = stream(config.batch_size, config.seed + 4, "matching")
+    validations = 0  # a task joining a cluster's run starts its own validation stream
+    if not isinstance(start_step, (tf.Tensor, tf.Variable)):
+        validations = (start_step + config.test_sample_step - 1) // config.test_sample_step
     test = tf.data.make_one_shot_iterator(input_ops.train_dataset(
-        cache, config.batch_size, split="test", seed=config.seed + 1)).get_next()
+        cache, config.batch_size, split="test", seed=config.seed + 1,
+        skip_batches=validations)).get_next()
     return Inputs(train, labeled_batch, matching, test, initializers)
 
 
@@ -180,6 +223,38 @@ def _build_data_init(config, cache, model_config, dtype):
     images = tf.identity(images["image"], name="images")
     return model_lib.data_init_ops(
         model_config, images, model_lib.sample_noise(config.batch_size, config.n_z), dtype)
+
+
+def _ancestors(fetches):
+    """Every op a session.run of `fetches` (tensors or ops) may run."""
+    seen, todo = set(), [getattr(f, "op", f) for f in fetches]
+    while todo:
+        op = todo.pop()
+        if op not in seen:
+            seen.add(op)
+            todo.extend(t.op for t in op.inputs)
+            todo.extend(op.control_inputs)
+    return seen
+
+
+def _check_stream_steps(config, model_config, inputs, fetches):
+    """Raises if the steps that draw from a stream (`fetches`: Steps of what
+    D's and G's step run) are not those stream_steps lists, from which a
+    resumed run positions its streams."""
+    trained = ("d",) if config.method == "supervised" else ("d", "g")
+    reached = dict((side, _ancestors(getattr(fetches, side))) for side in trained)
+    listed = stream_steps(config, model_config)
+    for name, batch in (("train", inputs.train), ("labeled", inputs.labeled),
+                        ("matching", inputs.matching)):
+        if batch is None:
+            continue
+        drawing = [side for side in trained if batch["image"].op in reached[side]]
+        expected = [side for side in trained if name in getattr(listed, side)]
+        if drawing and drawing != expected:
+            raise RuntimeError("the %s stream is drawn from in the steps of %s, but "
+                               "stream_steps says %s (--method %s --arch %s --norm_type %s)"
+                               % (name, drawing, expected, config.method, config.arch,
+                                  config.norm_type))
 
 
 def _build_eval(config, inputs, model_config, ema, global_step, image_shape):
@@ -215,11 +290,14 @@ def build_train_graph(config, info, cache, start_step, rank=None, workers=None, 
                               else contextlib.nullcontext()):
         tf.set_random_seed(config.seed)
         global_step = tf.train.get_or_create_global_step()
+        # Every draw (z, noise layers, dropout) keyed by the step: a resumed run draws
+        # what an uninterrupted one drew; each card or worker draws its own.
+        ops.noise_key(global_step, stream=shard_index)
         with tf.name_scope("inputs"):
             # On a cluster a task may join a run in progress (a restarted worker or
             # chief): its streams start at the global step the iterators read when
             # initialised, after the chief has restored or initialised it.
-            inputs = _build_inputs(config, cache,
+            inputs = _build_inputs(config, model_config, cache,
                                    start_step if workers is None else global_step,
                                    num_shards, shard_index, labeled,
                                    initializable=workers is not None)
@@ -270,7 +348,10 @@ def build_train_graph(config, info, cache, start_step, rank=None, workers=None, 
             # rank 0 alone would also all-reduce those gradients, and the cards hang.)
             health = dict((tag, v) for tag, v in health.items() if "grad_norm" not in tag)
         clear_status = ascend.clear_float_status_op() if device == "npu" else None
-        summary = summaries.training_summaries(losses, model, train_ops.learning_rate, health)
+        summary = Steps(*summaries.training_summaries(losses, model, train_ops.learning_rate,
+                                                      health))
+        _check_stream_steps(config, model_config, inputs, Steps(
+            [train_ops.d_train, signs.d, summary.d], [train_ops.g_train, signs.g, summary.g]))
         # Relative paths in the `checkpoint` file keep a run folder movable.
         saver = tf.train.Saver(max_to_keep=config.max_to_keep, save_relative_paths=True)
     return TrainGraph(graph, global_step, inputs, model, losses, train_ops, evaluation,

@@ -26,6 +26,7 @@ import model as model_lib
 import modelarts
 import precision
 import run_folder
+import step_log
 import train_graph
 from collapse import CollapseDetector
 from config import check_method_flags
@@ -473,15 +474,26 @@ def _run(run):
             writer = tf.summary.FileWriter(run_dir, graph=None if run.resume_from else graph.graph)
         checkpointing = _Checkpointing(sess, run, writer)
         losses, eval_losses = graph.losses, graph.eval.losses
-        scalars = [losses.supervised_loss, losses.d_loss, losses.g_loss, losses.accuracy]
         eval_scalars = [eval_losses.supervised_loss, eval_losses.d_loss, eval_losses.g_loss,
                         eval_losses.accuracy]
         divergence_watch = DivergenceWatch(placement.rank.size if agreement is not None else 1)
         clear_float_status(sess, graph)  # after the initialisation's runs
+        names = step_log.NAMES[:4]
         detector = None
         if config.method == "improved_gan" and config.unlabeled_weight > 0:
             detector = CollapseDetector(run.epoch_steps)
-            scalars = scalars + [losses.loss_unl, losses.feature_matching]
+            names = step_log.NAMES
+        lines = step_log.StepLog(names, g_trains=config.method != "supervised")
+        trained = ("d",) if config.method == "supervised" else ("d", "g")
+        summaries_due = set()
+
+        def write_lines(done):
+            for line in done:
+                log.info(step_line("train", line.step, *line.values[:4],
+                                   sec_per_batch=line.sec_per_batch, batch_size=batch_size))
+                warning = detector and detector.update(line.step, *line.values[4:])
+                if warning:
+                    log.warning(warning)
         d_train = graph.train_ops.d_train
         if workers is not None and not chief:  # the chief alone moves the average
             d_train = graph.train_ops.d_train_without_ema
@@ -503,15 +515,19 @@ def _run(run):
                     log.info(step_line("val", step, *values, sec_per_batch=time.time() - start,
                                        batch_size=config.batch_size))  # this worker's batch
                 train_g = trains_g(config, step)
-                # The trained network's signs of divergence every step; the four
-                # logged values only on the steps that print them.
+                # The trained network's signs of divergence every step; its logged
+                # numbers on the steps whose lines need them (step_log).
                 logged = step % config.log_step == 0
+                wanted = lines.side(train_g) if logged else lines.wanted(train_g)
                 fetches = {"train": graph.train_ops.g_train if train_g else d_train,
-                           "signs": graph.signs.g if train_g else graph.signs.d}
-                if logged:
-                    fetches["scalars"] = scalars
+                           "signs": graph.signs.g if train_g else graph.signs.d,
+                           "scalars": [getattr(losses, n) for n in wanted]}
                 if step % config.write_summary_step == 0 and (chief or agreement is not None):
-                    fetches["summary"] = graph.summary  # on every card: one graph everywhere
+                    summaries_due = set(trained)  # on every card: one graph everywhere
+                side = "g" if train_g else "d"
+                if side in summaries_due:  # each network's in its first step from here
+                    fetches["summary"] = getattr(graph.summary, side)
+                    summaries_due.discard(side)
                 if together.progress is not None:
                     fetches["mark"] = together.progress.mark  # tells the others this step began
                 if agreement is not None:
@@ -544,14 +560,11 @@ def _run(run):
                 step += 1
                 bar.update(1)
                 if logged:
-                    log.info(step_line("train", step, *out["scalars"][:4],
-                                       sec_per_batch=interval_time / interval_steps,
-                                       batch_size=batch_size))
+                    lines.due(step, interval_time / interval_steps)
                     interval_time, interval_steps = 0.0, 0
-                    warning = detector and detector.update(step, *out["scalars"][4:])
-                    if warning:
-                        log.warning(warning)
+                write_lines(lines.record(train_g, out["scalars"]))
                 if step % config.output_save_step == 0 and chief:
+                    write_lines(lines.flush())
                     if checkpointing.save(step):
                         last_saved = step
                     elif agreement is None or step >= config.max_training_steps:
@@ -561,6 +574,7 @@ def _run(run):
                         save_failed = True  # in it, and ask every card to stop after it
                         sess.run(agreement.raise_stop)
                         raised = True
+            write_lines(lines.flush())
             # Within the signal handler: a signal must not kill the last save.
             if save_failed or (step != last_saved and chief and not checkpointing.save(step)):
                 writer.close()

@@ -1,5 +1,6 @@
 import logging
 import os
+import re
 import sys
 
 import pytest
@@ -75,25 +76,55 @@ def trained(data, tmp_path_factory):
     return run_dir, status
 
 
-# The supervised baseline has no random op, so a run stopped and resumed repeats
-# an uninterrupted one bit for bit; a checkpoint every other step.
-SUPERVISED_RUN = ["--method", "supervised", "--arch", "reference", "--num_labeled", "50",
-                  "--seed", "3", "--batch_size", "30", "--ema_decay", "0.9",
-                  "--output_save_step", "2", "--max_to_keep", "1000", "--log_step", "1",
-                  "--test_sample_step", "1000"]
-SUPERVISED_STEPS = 30
+# Recipes a run stopped and resumed must repeat bit for bit (weights and log
+# lines): the paper's (noise layers, G's z, the moving average), the
+# reference's (G's z, batch norm) and the supervised baseline (no random op);
+# a checkpoint every other step.
+RESUMABLE_COMMON = ["--num_labeled", "50", "--seed", "3", "--batch_size", "30",
+                    "--output_save_step", "2", "--max_to_keep", "1000", "--log_step", "1",
+                    "--test_sample_step", "1000"]
+RESUMABLE_RUNS = {
+    "paper": ["--method", "improved_gan", "--arch", "paper", "--n_z", "16"] + RESUMABLE_COMMON,
+    "reference": ["--method", "ssgan", "--arch", "reference"] + RESUMABLE_COMMON,
+    "supervised": ["--method", "supervised", "--arch", "reference", "--ema_decay", "0.9"]
+    + RESUMABLE_COMMON}
+SUPERVISED_RUN = RESUMABLE_RUNS["supervised"]
+RESUMABLE_STEPS = 30
 
 
 @pytest.fixture(scope="session")
 def uninterrupted(data, tmp_path_factory):
-    """SUPERVISED_RUN on the easy dataset for SUPERVISED_STEPS steps, never
-    stopped: the run folder, which test_kill and test_semi_supervised's resumed
-    runs must end equal to."""
+    """uninterrupted(recipe): the run folder of RESUMABLE_RUNS[recipe] on the
+    easy dataset for RESUMABLE_STEPS steps, never stopped (trained once per
+    session), which test_kill's and test_semi_supervised's resumed runs must
+    end equal to."""
     import trainer
-    run_dir = str(tmp_path_factory.mktemp("uninterrupted") / "run")
-    assert trainer.main(["--dataset", data["easy"], "--train_dir", run_dir,
-                         "--max_training_steps", str(SUPERVISED_STEPS)] + SUPERVISED_RUN) == 0
-    return run_dir
+    folders = {}
+
+    def run(recipe):
+        if recipe not in folders:
+            run_dir = str(tmp_path_factory.mktemp("uninterrupted") / recipe)
+            assert trainer.main(["--dataset", data["easy"], "--train_dir", run_dir,
+                                 "--max_training_steps", str(RESUMABLE_STEPS)]
+                                + RESUMABLE_RUNS[recipe]) == 0
+            folders[recipe] = run_dir
+        return folders[recipe]
+    return run
+
+
+def train_lines(run_dir):
+    """The [train] and [val] lines of a run folder's train.log, without the
+    time stamps and speeds, keyed by (split, step)."""
+    with open(os.path.join(run_dir, "train.log")) as f:
+        found = re.findall(r"\[(train|val) +step +(\d+)\] (.*Accuracy: [0-9.]+)", f.read())
+    return dict(((split, int(step)), text) for split, step, text in found)
+
+
+def checkpoint_values(checkpoint):
+    """Every tensor a checkpoint holds, by name."""
+    import tensorflow.compat.v1 as tf
+    reader = tf.train.load_checkpoint(checkpoint)
+    return dict((name, reader.get_tensor(name)) for name in reader.get_variable_to_shape_map())
 
 
 def fake_cann(folder, version, arch="aarch64"):

@@ -228,11 +228,15 @@ def test_weight_norm_is_g_times_v_over_its_norm_values_and_gradients(kind):
 def test_standard_normal_has_the_normal_distribution(shape):
     with tf.Graph().as_default():
         tf.set_random_seed(1)  # the bounds are ~5 standard errors: fixed, not flaky
+        step = tf.train.get_or_create_global_step()  # what the draws are keyed by
         sample = ops.standard_normal(shape)
         with tf.Session() as sess:
-            a, b = sess.run(sample), sess.run(sample)
+            sess.run(tf.global_variables_initializer())
+            a = sess.run(sample)
+            sess.run(tf.assign_add(step, 1))
+            b = sess.run(sample)
     assert a.shape == tuple(shape) and a.dtype == np.float32
-    assert not np.array_equal(a, b)  # fresh numbers every run
+    assert not np.array_equal(a, b)  # fresh numbers every step
     x = a.ravel()
     # mean, variance, skewness and kurtosis of N(0, 1), within ~5 standard errors
     n = float(x.size)
@@ -248,6 +252,53 @@ def test_standard_normal_has_the_normal_distribution(shape):
         half = shape[-1] // 2
         r = np.corrcoef(a[..., :half].ravel(), a[..., half:].ravel())[0, 1]
         assert abs(r) < 5 / np.sqrt(n / 2)
+
+
+def draws(seed, step, stream, make):
+    """What `make()` draws in a new graph of graph seed `seed`, keyed by
+    (step, stream); twice, from two sessions."""
+    with tf.Graph().as_default():
+        tf.set_random_seed(seed)
+        ops.noise_key(tf.constant(step, tf.int64), stream)
+        sample = make()
+        with tf.Session() as sess:
+            first = sess.run(sample)
+        with tf.Session() as sess:
+            assert np.array_equal(sess.run(sample), first)  # no sequence: the key decides
+    return first
+
+
+@pytest.mark.parametrize("make", [
+    lambda: ops.random_uniform([50, 8], -1.0, 1.0, name="z"),
+    lambda: ops.standard_normal([50, 8], name="noise"),
+    lambda: ops.standard_normal(tf.constant([50, 8]), name="noise"),  # a shape known at run time
+    lambda: ops.dropout(tf.ones([50, 8]), 0.5, True)], ids=["uniform", "normal", "dynamic",
+                                                             "dropout"])
+def test_draws_are_keyed_by_the_seed_the_step_the_stream_and_the_name(make):
+    """A resumed run draws at step n what an uninterrupted one drew there;
+    each card or worker (stream) and each draw its own numbers."""
+    base = draws(3, 12, 0, make)
+    assert np.array_equal(draws(3, 12, 0, make), base)  # another process, the same key
+    for other in (draws(4, 12, 0, make), draws(3, 13, 0, make), draws(3, 12, 1, make)):
+        assert not np.array_equal(other, base)
+    with tf.Graph().as_default():
+        ops.noise_key(tf.constant(12, tf.int64), 0)
+        first, second = make(), make()  # two draws of one graph: other names
+        assert first.op.name != second.op.name
+        a, b = run([first, second])
+    assert not np.array_equal(a, b)
+
+
+def test_random_uniform_covers_its_range_and_dropout_scales_what_it_keeps():
+    with tf.Graph().as_default():
+        ops.noise_key(tf.constant(5, tf.int64))
+        uniform = ops.random_uniform([100000], -1.0, 1.0)
+        x = tf.fill([400, 250], 2.0)
+        dropped, clean = ops.dropout(x, 0.3, True), ops.dropout(x, 0.3, False)
+        u, d, c = run([uniform, dropped, clean])
+    assert -1.0 <= u.min() < -0.999 and 0.999 < u.max() < 1.0 and abs(u.mean()) < 0.01
+    assert set(np.unique(d)) == {0.0, np.float32(2.0 / 0.7)}  # kept units scaled by 1 / (1 - rate)
+    assert abs((d == 0).mean() - 0.3) < 0.01 and (c == 2.0).all()
 
 
 def test_gaussian_noise_scales_and_switches_off_at_inference():

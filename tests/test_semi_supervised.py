@@ -5,6 +5,7 @@ combinations refused before anything is written."""
 import glob
 import json
 import os
+import re
 import shutil
 
 import numpy as np
@@ -21,7 +22,7 @@ import run_folder
 import train_graph
 import train_ops as train_ops_lib
 import trainer
-from conftest import SUPERVISED_RUN, SUPERVISED_STEPS
+from conftest import RESUMABLE_RUNS, RESUMABLE_STEPS, checkpoint_values, train_lines
 from datasets import store
 
 # The paper's recipe (its learning rates, Adam, moving average) at a test's scale.
@@ -191,7 +192,14 @@ def test_every_method_and_technique_trains(case, data, rgb32, tmp_path, monkeypa
                                 "--write_summary_step", "5"]) == 0
     with open(os.path.join(run_dir, "train.log")) as f:
         text = f.read()
-    assert "[train step   11]" in text and "nan" not in text.lower()
+    assert "[train step   11]" in text
+    # every number is finite, but the G loss of the supervised baseline, which trains no G
+    numbers = re.findall(r"\[train step +\d+\] Supervised loss: (\S+) D loss: (\S+) "
+                         r"G loss: (\S+) Accuracy: (\S+)", text)
+    assert len(numbers) >= 2
+    for supervised, d_loss, g_loss, accuracy in numbers:
+        assert all(np.isfinite(float(x)) for x in (supervised, d_loss, accuracy))
+        assert (g_loss == "nan") == (case == "supervised")
     if case == "every technique":
         check_the_techniques_act(run_dir, built[0])
     report = evaluation.run(evaler.parse_args(["--checkpoint", run_dir,
@@ -280,14 +288,15 @@ def check_the_techniques_act(run_dir, graph):
             graph.global_step.load(step, sess)
             assert sess.run(train_ops.learning_rate) == pytest.approx(
                 base * min(1.0, (20 - step) / 10.0), abs=1e-9)
-    # ... as the run used them (the summaries of steps 0, 5, 10, 15)
+    # ... as the run used them (D's summaries, due at steps 0, 5, 10, 15, are
+    # written in D's first step from there: G trains in the odd steps)
     logged = {}
     for path in glob.glob(os.path.join(run_dir, "events.out.tfevents.*")):
         for event in tf.train.summary_iterator(path):
             for value in event.summary.value:
                 if value.tag == "train/learning_rate":
                     logged[event.step] = value.simple_value
-    assert sorted(logged) == [0, 5, 10, 15]
+    assert sorted(logged) == [0, 6, 10, 16]
     for step, rate in logged.items():
         assert rate == pytest.approx(base * min(1.0, (20 - step) / 10.0), rel=1e-6)
 
@@ -377,54 +386,58 @@ def test_a_second_trainer_on_a_run_folder_is_refused(semi_run, data, capsys):
 
 
 @pytest.mark.slow
-def test_the_same_seed_trains_the_same_weights(data, tmp_path):
+@pytest.mark.parametrize("recipe", ["paper", "reference", "supervised"])
+def test_the_same_seed_trains_the_same_weights_and_prints_the_same_lines(recipe, data,
+                                                                        tmp_path):
     """Reproducible bit for bit: nothing in a step races (an optimizer that
     updated a weight while a gradient still to be computed read it made
-    runs differ, and blew some up)."""
-    weights = []
-    for name in ("a", "b"):
-        run_dir = str(tmp_path / name)
-        assert trainer.main(["--dataset", data["easy"], "--train_dir", run_dir, "--num_labeled",
-                             "100", "--max_training_steps", "60", "--seed", "5"] + PAPER) == 0
-        reader = tf.train.load_checkpoint(os.path.join(run_dir, "model-60"))
-        weights.append({n: reader.get_tensor(n) for n in reader.get_variable_to_shape_map()
-                        if n.startswith(("Discriminator/", "Generator/"))})
-    assert weights[0].keys() == weights[1].keys()
-    assert all(np.array_equal(weights[0][n], weights[1][n]) for n in weights[0])
+    runs differ, and blew some up), every draw is keyed by the step, and
+    each logged number is read where the step needs it (a G loss read in
+    D's step could see D's weights before or after its update)."""
+    runs = [str(tmp_path / name) for name in ("a", "b")]
+    for run_dir in runs:
+        assert trainer.main(["--dataset", data["easy"], "--train_dir", run_dir]
+                            + RESUMABLE_RUNS[recipe]
+                            + ["--max_training_steps", "12", "--test_sample_step", "6"]) == 0
+    a, b = [checkpoint_values(os.path.join(run_dir, "model-12")) for run_dir in runs]
+    assert sorted(a) == sorted(b) and len(a) > 20
+    assert not [n for n in a if not np.array_equal(a[n], b[n])]
+    lines = [train_lines(run_dir) for run_dir in runs]
+    assert len(lines[0]) == 12 + 2 and lines[0] == lines[1]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("num_labeled", ["50", "0"])
-def test_a_resumed_run_trains_the_same_weights_as_an_uninterrupted_one(num_labeled, data,
+@pytest.mark.parametrize("recipe", ["supervised", "supervised-all-labels", "paper",
+                                    "reference"])
+def test_a_resumed_run_trains_the_same_weights_as_an_uninterrupted_one(recipe, data,
                                                                        uninterrupted, tmp_path):
     """Stopped at step 12 and resumed, a run reads the batches an
     uninterrupted run reads after step 12 (the labeled subset's stream, or
-    the whole split's with every label), so it ends with the same weights,
-    bit for bit. The supervised reference D has no random op: TensorFlow's
-    random ops (the paper's noise layers, G's z) start their sequences again
-    in a resumed process, so runs with them (and G's batch-norm statistics,
-    which its random samples move) continue alike but not bit for bit."""
-    common = ["--dataset", data["easy"]] + SUPERVISED_RUN + ["--num_labeled", num_labeled]
-    whole, parts = str(tmp_path / "whole"), str(tmp_path / "parts")
-    if num_labeled == "50":  # the session's (test_kill compares with it too)
-        whole = uninterrupted
+    the whole split's with every label) and draws the noise it draws (keyed
+    by the step), so it ends with the same weights, bit for bit, and prints
+    the same lines."""
+    flags = RESUMABLE_RUNS[recipe.split("-")[0]]
+    if recipe == "supervised-all-labels":
+        whole = str(tmp_path / "whole")
+        flags = flags + ["--num_labeled", "0"]
+        assert trainer.main(["--dataset", data["easy"], "--train_dir", whole,
+                             "--max_training_steps", str(RESUMABLE_STEPS)] + flags) == 0
     else:
-        assert trainer.main(common + ["--train_dir", whole, "--max_training_steps",
-                                      str(SUPERVISED_STEPS)]) == 0
-    assert trainer.main(common + ["--train_dir", parts, "--max_training_steps", "12"]) == 0
+        whole = uninterrupted(recipe)
+    parts = str(tmp_path / "parts")
+    assert trainer.main(["--dataset", data["easy"], "--train_dir", parts,
+                         "--max_training_steps", "12"] + flags) == 0
     assert trainer.main(["--train_dir", parts, "--max_training_steps",
-                         str(SUPERVISED_STEPS)]) == 0
-    a = tf.train.load_checkpoint(os.path.join(whole, "model-%d" % SUPERVISED_STEPS))
-    b = tf.train.load_checkpoint(os.path.join(parts, "model-%d" % SUPERVISED_STEPS))
-    # D's weights, batch-norm statistics, Adam moments and moving averages,
-    # and the step (G's batch-norm statistics follow its random samples)
-    names = sorted(n for n in a.get_variable_to_shape_map() if not n.startswith("Generator/"))
-    assert names == sorted(n for n in b.get_variable_to_shape_map()
-                           if not n.startswith("Generator/")) and len(names) > 20
-    different = [n for n in names if not np.array_equal(a.get_tensor(n), b.get_tensor(n))]
+                         str(RESUMABLE_STEPS)]) == 0
+    # Every variable: D's and G's weights, batch-norm statistics, Adam moments,
+    # moving averages, the step.
+    a = checkpoint_values(os.path.join(whole, "model-%d" % RESUMABLE_STEPS))
+    b = checkpoint_values(os.path.join(parts, "model-%d" % RESUMABLE_STEPS))
+    assert sorted(a) == sorted(b) and len(a) > 20
+    different = [n for n in a if not np.array_equal(a[n], b[n])]
     assert not different, different
+    assert train_lines(parts) == train_lines(whole)
     # which a resume reading other batches would not give: D moved after step 12
-    c = tf.train.load_checkpoint(os.path.join(parts, "model-12"))
-    moved = [n for n in names if n.startswith("Discriminator/") and
-             not np.array_equal(c.get_tensor(n), b.get_tensor(n))]
+    c = checkpoint_values(os.path.join(parts, "model-12"))
+    moved = [n for n in a if n.startswith("Discriminator/") and not np.array_equal(c[n], b[n])]
     assert len(moved) > 10

@@ -1,6 +1,8 @@
 """train_graph.py: the stages a run's flags ask for are in its TrainGraph,
 and the others are not; graphs built on the easy 16x16 dataset."""
 
+import collections
+
 import pytest
 import tensorflow.compat.v1 as tf
 
@@ -78,3 +80,39 @@ def test_data_that_cannot_make_the_batches_is_refused(easy):
         train_graph.labeled_subset(resolved(info, "--num_labeled", "1000"), info, cache)
     with pytest.raises(ConfigError, match="--num_labeled 15"):
         train_graph.labeled_subset(resolved(info, "--num_labeled", "15"), info, cache)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("argv", [
+    ["--method", "ssgan", "--num_labeled", "20"],
+    ["--method", "ssgan", "--arch", "paper", "--num_labeled", "20"],
+    ["--method", "ssgan", "--arch", "paper", "--minibatch_kernels", "10", "--num_labeled", "20"],
+    ["--method", "improved_gan", "--num_labeled", "20"],
+    ["--method", "improved_gan", "--arch", "reference", "--num_labeled", "20"],
+    ["--method", "improved_gan", "--arch", "reference", "--norm_type", "instance",
+     "--num_labeled", "20"],
+    ["--method", "supervised", "--num_labeled", "20"],
+], ids=lambda argv: "-".join(a.lstrip("-") for a in argv))
+def test_each_streams_position_counts_the_steps_that_draw_from_it(easy, argv):
+    """build_train_graph raises unless the steps that draw from each stream
+    are those stream_steps lists (a resumed run skips as many batches as
+    those steps drew); each recipe of ours builds, and a wrong list is caught."""
+    build(easy, argv + ["--batch_size", "10"])
+    original = train_graph.stream_steps
+    try:  # D's step without its labeled batch
+        train_graph.stream_steps = lambda *args: original(*args)._replace(d=("train",))
+        with pytest.raises(RuntimeError, match="the labeled stream is drawn from in the "
+                                               "steps of \\['d'"):
+            build(easy, argv + ["--batch_size", "10"])
+    finally:
+        train_graph.stream_steps = original
+
+
+def test_steps_before_follows_the_schedule():
+    """Steps(D, G) trained before a step, as train_loop.trains_g decides."""
+    import train_loop
+    for method, update_rate in (("improved_gan", 1), ("ssgan", 2), ("supervised", 1)):
+        config = collections.namedtuple("C", "method update_rate")(method, update_rate)
+        for step in range(12):
+            g_steps = sum(train_loop.trains_g(config, s) for s in range(step))
+            assert train_graph.steps_before(step, config) == (step - g_steps, g_steps)
