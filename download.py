@@ -14,12 +14,11 @@ and nothing appears at the dataset's folder unless it is complete.
 """
 
 import logging
-import os
 import sys
 
 from datasets import DATA_DIR, fetch, registry, store
 from datasets.errors import DatasetError
-from util import command_parser, setup_logging
+from util import command_parser, load_tensorflow, setup_logging
 
 log = logging.getLogger("download")
 
@@ -63,8 +62,7 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     setup_logging(args.debug)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")  # TensorFlow's C++ INFO lines
-    import input_ops  # imports TensorFlow: after the arguments are known to be valid
+    input_ops = load_tensorflow("input_ops", args.debug)
     try:
         checksums = fetch.read_checksums(args.checksums) if args.checksums else None
         for name in args.datasets:

@@ -22,7 +22,7 @@ import logging
 import sys
 
 from config import DEVICES, add_checkpoint_flag, add_weights_flag
-from util import command_parser, run_tf_command, setup_logging
+from util import command_parser, load_tensorflow, run_tf_command, setup_logging
 
 log = logging.getLogger("evaler")
 
@@ -50,8 +50,8 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     setup_logging(args.debug)
-    import evaluation  # loads TensorFlow: after the flags are known to be valid
-    return run_tf_command(lambda: evaluation.run(args), args.debug)
+    evaluation = load_tensorflow("evaluation", args.debug)
+    return run_tf_command(lambda: evaluation.run(args))
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ import logging
 import sys
 
 from config import add_checkpoint_flag, add_weights_flag
-from util import command_parser, run_tf_command, setup_logging
+from util import command_parser, load_tensorflow, run_tf_command, setup_logging
 
 log = logging.getLogger("export")
 
@@ -40,10 +40,9 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     setup_logging(args.debug)
-    import inference_graph  # loads TensorFlow: after the flags are known to be valid
+    inference_graph = load_tensorflow("inference_graph", args.debug)
     return run_tf_command(lambda: inference_graph.export(args.checkpoint, args.output,
-                                                         args.batch_size, args.weights),
-                          args.debug)
+                                                         args.batch_size, args.weights))
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ import logging
 import sys
 
 from config import parse_train_config, recipe_help
-from util import run_tf_command, setup_logging
+from util import load_tensorflow, run_tf_command, setup_logging
 
 log = logging.getLogger("trainer")
 
@@ -32,10 +32,8 @@ def main(argv=None):
     if unknown:
         log.warning("Ignoring arguments this trainer does not know (a platform may add its "
                     "own): %s", " ".join(unknown))
-    # TensorFlow loads here, once the flags are known to be valid: --help and a
-    # mistyped flag answer at once.
-    import train_loop
-    return run_tf_command(lambda: train_loop.train(config, explicit), config.debug)
+    train_loop = load_tensorflow("train_loop", config.debug)
+    return run_tf_command(lambda: train_loop.train(config, explicit))
 
 
 if __name__ == "__main__":

@@ -2,8 +2,13 @@
 on a terminal, plain in files and pipes, and never broken by a progress bar."""
 
 import argparse
+import contextlib
+import importlib
 import logging
+import os
+import re
 import sys
+import tempfile
 
 from tqdm import tqdm
 
@@ -73,15 +78,64 @@ def progress_bar(total, initial=0, desc=None, unit="step"):
                 dynamic_ncols=True, leave=False, file=sys.stderr)
 
 
-def run_tf_command(body, debug=False):
-    """The common frame of the TensorFlow commands (trainer, evaler, export):
-    graph mode as on TF 1.15, TensorFlow's deprecation notices hidden unless
-    debugging, and a user mistake (ConfigError, DatasetError) reported as one
-    line with exit status 2 instead of a traceback. `body()` returns the exit
-    status, or a result that is not an int, which means success."""
-    import tensorflow.compat.v1 as tf  # here: the commands' --help must not load it
-    if not debug:
-        tf.logging.set_verbosity(tf.logging.ERROR)
+# What TensorFlow's libraries print to stderr while they load, whatever
+# TF_CPP_MIN_LOG_LEVEL says: absl's notice that it logs before being set up,
+# then its INFO lines (oneDNN's notice, the CPU-feature guard) and the guard's
+# second line.
+START_UP_NOISE = re.compile(r"(WARNING: All log messages before absl::InitializeLog\(\) is called"
+                            r"|I\d{4} |To enable the following instructions: )")
+
+
+@contextlib.contextmanager
+def _tensorflow_start_up(quiet):
+    """With `quiet`, holds what is written to file descriptor 2 (TensorFlow's
+    C++ start-up lines go there directly) and passes on all but START_UP_NOISE
+    when the block ends, so an error while loading is still seen."""
+    if not quiet:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with tempfile.TemporaryFile() as held:
+            os.dup2(held.fileno(), 2)
+            try:
+                yield
+            finally:
+                sys.stderr.flush()
+                os.dup2(saved, 2)
+                held.seek(0)
+                for line in held.read().decode("utf-8", "replace").splitlines(True):
+                    if not START_UP_NOISE.match(line):
+                        sys.stderr.write(line)
+                sys.stderr.flush()
+    finally:
+        os.close(saved)
+
+
+def load_tensorflow(module_name, debug=False, environ=os.environ):
+    """Imports a command's `module_name`, which loads TensorFlow (after the
+    flags are parsed: --help and a mistyped flag must not wait for it), and
+    returns it. TensorFlow's own log lines are hidden unless debugging or the
+    user set TF_CPP_MIN_LOG_LEVEL to 0: its C++ lines below ERROR (the level
+    defaults to 2 here), its start-up lines, its Python deprecation notices."""
+    quiet = not debug and environ.get("TF_CPP_MIN_LOG_LEVEL") != "0"
+    if quiet:
+        environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    with _tensorflow_start_up(quiet):
+        import tensorflow.compat.v1 as tf
+        if quiet:
+            tf.logging.set_verbosity(tf.logging.ERROR)
+        return importlib.import_module(module_name)
+
+
+def run_tf_command(body):
+    """The common frame of the TensorFlow commands (trainer, evaler, export),
+    after load_tensorflow: graph mode as on TF 1.15, and a user mistake
+    (ConfigError, DatasetError) reported as one line with exit status 2
+    instead of a traceback. `body()` returns the exit status, or a result
+    that is not an int, which means success."""
+    import tensorflow.compat.v1 as tf
     tf.disable_v2_behavior()
     try:
         status = body()

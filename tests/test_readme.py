@@ -514,9 +514,21 @@ def copy_repository(dest):
 def environment():
     env = dict(os.environ)
     env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
-    for name in ("TF_CONFIG", "RANK_SIZE", "RANK_TABLE_FILE", "PYTHON"):
+    # as a user's shell has them (TF_CPP_MIN_LOG_LEVEL is the test session's)
+    for name in ("TF_CONFIG", "RANK_SIZE", "RANK_TABLE_FILE", "PYTHON", "TF_CPP_MIN_LOG_LEVEL"):
         env.pop(name, None)
     return env
+
+
+# The commands whose every output line is the project's own: `[time] message`.
+OWN_LINES_ONLY = re.compile(r"python (download|trainer|evaler|export)\.py ")
+
+
+def check_own_lines_only(result):
+    """No TensorFlow start-up line, C++ log line or deprecation notice."""
+    foreign = [line for line in (result.stdout + result.stderr).splitlines()
+               if line.strip() and not re.match(r"\[\d{4}-\d\d-\d\d ", line)]
+    assert not foreign, "%s printed lines not its own:\n%s" % (result.args, "\n".join(foreign))
 
 
 def command_line(command, case, ctx):
@@ -713,6 +725,8 @@ def test_readme_command_works_as_typed(command, ctx):
     else:
         result = run_command(line, cwd)
     case.run(result, local)
+    if OWN_LINES_ONLY.match(line):
+        check_own_lines_only(result)
     for key in ("run", "step", "reproduced"):
         if key in local:
             ctx[key] = local[key]
