@@ -22,8 +22,8 @@ import cluster
 import divergence
 import input_ops
 import losses as losses_lib
-import ops
 import model as model_lib
+import ops
 import paper_nets
 import precision
 import summaries
@@ -59,10 +59,10 @@ TrainGraph.__doc__ = """The stages above, and: graph (the tf.Graph), global_step
 data_init_ops (the paper's data-dependent initialisation, run once on a new
 run; empty otherwise), model_variables (D's and G's, without moving
 averages: what --checkpoint restores), summary (Steps of the merged
-training summaries each network's step computes), saver, signs (Steps of divergence.sign_vector: what the step
-just run shows of a diverged run), clear_status (on the NPU, the op that
-clears the device-wide float status after a run that was not a training
-step; else None)."""
+training summaries each network's step computes), saver, signs (Steps of
+divergence.sign_vector: what the step just run shows of a diverged run),
+clear_status (on the NPU, the op that clears the device-wide float status
+after a run that was not a training step; else None)."""
 
 Steps = collections.namedtuple("Steps", "d g")
 Steps.__doc__ = "One value for D's training step and one for G's."
