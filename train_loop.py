@@ -71,13 +71,22 @@ class _StopFlag(object):
     def __init__(self):
         self.signum = None
         self._previous = {}
+        self._announced = False
 
     def _handle(self, signum, frame):
         if self.signum is not None:  # a second Ctrl-C: stop now
             raise KeyboardInterrupt
+        # Said by announce(), not here: a handler that logs can run inside the
+        # write to stderr it interrupted, and Python then refuses the reentrant
+        # write, which loses the line in train.log too.
         self.signum = signum
-        log.warning("%s received: saving a checkpoint after this step, then stopping "
-                    "(press Ctrl-C again to stop at once)", signal.Signals(signum).name)
+
+    def announce(self):
+        """Logs the request, once, after the step it came in."""
+        if self.signum is not None and not self._announced:
+            self._announced = True
+            log.warning("%s received: saving a checkpoint after this step, then stopping "
+                        "(press Ctrl-C again to stop at once)", signal.Signals(self.signum).name)
 
     def __enter__(self):
         for signum in EXIT_INTERRUPTED:
@@ -539,6 +548,7 @@ def _run(run):
                 watch.step(step)
                 out = sess.run(fetches)
                 watch.step(None)
+                stop.announce()
                 if together.sync is not None:
                     together.sync.catch_up(sess, 1 if train_g else 0, step)
                 interval_time += time.time() - start
@@ -574,6 +584,7 @@ def _run(run):
                         save_failed = True  # in it, and ask every card to stop after it
                         sess.run(agreement.raise_stop)
                         raised = True
+            stop.announce()  # one that came between steps
             write_lines(lines.flush())
             # Within the signal handler: a signal must not kill the last save.
             if save_failed or (step != last_saved and chief and not checkpointing.save(step)):
