@@ -149,6 +149,12 @@ def stream_steps(config, model_config):
     return Steps(("train", "labeled"), g_draws)
 
 
+def trained_networks(config):
+    """The networks whose steps a run takes: ("d",) for the supervised
+    baseline, which trains no G; ("d", "g") otherwise."""
+    return ("d",) if config.method == "supervised" else ("d", "g")
+
+
 def steps_before(step, config):
     """Steps(d, g): how many of the steps before `step` (a number or an
     integer tensor) train D and G (train_loop.trains_g's schedule: one D
@@ -241,7 +247,7 @@ def _check_stream_steps(config, model_config, inputs, fetches):
     """Raises if the steps that draw from a stream (`fetches`: Steps of what
     D's and G's step run) are not those stream_steps lists, from which a
     resumed run positions its streams."""
-    trained = ("d",) if config.method == "supervised" else ("d", "g")
+    trained = trained_networks(config)
     reached = dict((side, _ancestors(getattr(fetches, side))) for side in trained)
     listed = stream_steps(config, model_config)
     for name, batch in (("train", inputs.train), ("labeled", inputs.labeled),

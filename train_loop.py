@@ -492,8 +492,8 @@ def _run(run):
         if config.method == "improved_gan" and config.unlabeled_weight > 0:
             detector = CollapseDetector(run.epoch_steps)
             names = step_log.NAMES
-        lines = step_log.StepLog(names, g_trains=config.method != "supervised")
-        trained = ("d",) if config.method == "supervised" else ("d", "g")
+        trained = train_graph.trained_networks(config)
+        lines = step_log.StepLog(names, g_trains="g" in trained)
         summaries_due = set()
 
         def write_lines(done):
