@@ -1,7 +1,7 @@
 """Run folders: where a run's checkpoints, config.json, train.log, events
 and samples live, and what a resumed run must match.
 
-    config, resume_from, kept = resolve_run(config, explicit)   # resume --train_dir?
+    config, resume_from, kept, saved = resolve_run(config, explicit)   # resume --train_dir?
     with open_run_folder(run_dir, start_step):                  # the lock, train.log
         write_run_config(run_dir, config, extra, ...)
 
@@ -49,8 +49,10 @@ def default_run_dir(config, root=RUN_ROOT, job_id=None):
 def resolve_run(config, explicit):
     """Whether --train_dir is a run to resume (from its newest checkpoint that
     loads); a resumed run keeps its saved flags except those given now.
-    Returns (config, resume_from, kept): kept maps the flags taken from the
-    run folder to where they first came from."""
+    Returns (config, resume_from, kept, saved): kept maps the flags taken
+    from the run folder to where they first came from; saved is its
+    config.json (None for a new run), read here once for every check of a
+    resumed run."""
     run_dir = config.train_dir
     latest, skipped = None, []
     if run_dir and os.path.isdir(run_dir):
@@ -58,7 +60,7 @@ def resolve_run(config, explicit):
     if latest is None and skipped:
         raise checkpoints.none_loads(run_dir, skipped)
     if latest is None:
-        return config, None, {}
+        return config, None, {}, None
     saved = load_run_config(run_dir)
     if saved is None:
         raise ConfigError("%s holds checkpoints but no config.json, so it cannot be resumed "
@@ -81,7 +83,7 @@ def resolve_run(config, explicit):
             merged[name] = saved[name]
             kept[name] = sources.get(name, "the run folder")
     merged["train_dir"] = run_dir
-    return TrainConfig(**merged), latest, kept
+    return TrainConfig(**merged), latest, kept, saved
 
 
 def resolve_settings(config, explicit, kept, info):
@@ -119,9 +121,9 @@ def start_step_of(resume_from):
     return checkpoints.step_of(resume_from) if resume_from else 0
 
 
-def check_resumed_dataset(run_dir, resume_from, info):
-    """A resumed run must see images of the shape and classes it was trained on."""
-    saved = load_run_config(run_dir)
+def check_resumed_dataset(run_dir, saved, resume_from, info):
+    """A resumed run must see images of the shape and classes it was trained
+    on (`saved`: its config.json)."""
     try:
         checkpoints.check_fits_dataset(resume_from, saved, info)
     except ConfigError:
@@ -131,12 +133,12 @@ def check_resumed_dataset(run_dir, resume_from, info):
             checkpoints.shape_text(info.image_shape, info.num_classes)))
 
 
-def check_resumed_device(run_dir, checkpoint, device, precision_mode):
-    """A run resumes on the kind of device it started on: on the NPU the
-    adapter's loss scaling keeps its own variables (and Adam's powers under
-    other names), which a CPU/GPU checkpoint, or an NPU one from before that
-    loss scaling, does not hold."""
-    saved = (load_run_config(run_dir) or {}).get("device_resolved")
+def check_resumed_device(run_dir, saved, checkpoint, device, precision_mode):
+    """A run resumes on the kind of device it started on (`saved`: its
+    config.json): on the NPU the adapter's loss scaling keeps its own
+    variables (and Adam's powers under other names), which a CPU/GPU
+    checkpoint, or an NPU one from before that loss scaling, does not hold."""
+    saved = saved.get("device_resolved")
     scaled = tf.train.load_checkpoint(checkpoint).has_tensor("train/d_optimize/loss_scale")
     if saved and (saved == "npu") != (device == "npu"):
         problem = "was trained on the %s and this process trains on the %s" % (

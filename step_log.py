@@ -85,3 +85,24 @@ class StepLog(object):
                               sec))
         del self._pending[:count]
         return lines
+
+
+class OncePerNetwork(object):
+    """Something each network's step computes once after it falls due, in
+    that network's first step from then: the training summaries, whose ops
+    sit in the network's own step as the log lines' numbers do."""
+
+    def __init__(self, networks):
+        self.networks = tuple(networks)
+        self._due = set()
+
+    def arm(self):
+        """Due again in each network's next step."""
+        self._due = set(self.networks)
+
+    def take(self, network):
+        """Whether this step of `network` computes it (once per arm)."""
+        if network not in self._due:
+            return False
+        self._due.discard(network)
+        return True

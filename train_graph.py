@@ -7,28 +7,26 @@
     graph.train_ops  train_ops.py's D and G steps
     graph.eval       the validation losses on a test batch, the sample grid
 
-plus what a run needs around them: the saver, the summary op, the ops that
-keep several cards or workers together. train_loop.py runs it.
+plus what a run needs around them: the saver, the summary ops, and what
+keeps several cards or workers together (platforms.Together, built by the
+run's platform). train_loop.py runs it.
 """
 
 import collections
-import contextlib
 
 import numpy as np
 import tensorflow.compat.v1 as tf
 
-import ascend
-import cluster
 import divergence
 import input_ops
 import losses as losses_lib
 import model as model_lib
 import ops
-import paper_nets
+import platforms
 import precision
 import summaries
 import train_ops as train_ops_lib
-from errors import ConfigError
+from schedule import Schedule, Steps
 
 NUM_SAMPLES = 64  # the sample grid: 8 x 8 generated images from fixed noise
 INIT_BATCH = 500  # the paper's data-dependent initialisation batch (trainx[:500])
@@ -45,13 +43,6 @@ Eval.__doc__ = """The model on a test batch (D's moving-average weights when kep
 its losses for the [val step] lines, and G's images from fixed noise with
 their PNG grid for samples-<step>.png."""
 
-Together = collections.namedtuple("Together", "broadcast agreement sync progress")
-Together.__doc__ = """What keeps several processes in step, each None when unused.
-Ascend cards: broadcast (rank 0's weights to every card), agreement
-(ascend.agreement_ops: the start step and the per-step stop votes). A
-TensorFlow cluster: sync (cluster.SyncWrapper aggregating the workers'
-gradients), progress (cluster.Progress: which step each worker is at)."""
-
 TrainGraph = collections.namedtuple(
     "TrainGraph", "graph global_step inputs model losses train_ops eval together "
                   "data_init_ops model_variables summary saver signs clear_status")
@@ -63,9 +54,6 @@ training summaries each network's step computes), saver, signs (Steps of
 divergence.sign_vector: what the step just run shows of a diverged run),
 clear_status (on the NPU, the op that clears the device-wide float status
 after a run that was not a training step; else None)."""
-
-Steps = collections.namedtuple("Steps", "d g")
-Steps.__doc__ = "One value for D's training step and one for G's."
 
 
 def feature_norm(config, image_shape):
@@ -92,42 +80,6 @@ def optim_config(config, loss_scaling):
         config.ema_decay, loss_scaling, config.optimizer)
 
 
-def check_image_shape(config, info):
-    """The paper's networks take 28x28x1 or 32x32x3 images only."""
-    if config.arch != "paper":
-        return
-    try:
-        paper_nets.check_image_shape(info.image_shape)
-    except ValueError as e:
-        raise ConfigError("%s: %s" % (info.name, e))
-
-
-def check_batch_size(config, cache):
-    """Every batch has config.batch_size examples: both splits must hold as many."""
-    for split in ("train", "test"):
-        if cache.splits[split].num_examples < config.batch_size:
-            raise ConfigError("--batch_size %d is larger than the %d examples of the %s split"
-                              % (config.batch_size, cache.splits[split].num_examples, split))
-
-
-def labeled_subset(config, info, cache):
-    """Positions (in the training split) and ids of the labeled examples for
-    --num_labeled, or (None, None) when every label is used."""
-    if not config.num_labeled:
-        return None, None
-    train = cache.splits["train"]
-    if config.num_labeled > train.num_examples:
-        raise ConfigError("--num_labeled %d is more than the %d training examples of %s"
-                          % (config.num_labeled, train.num_examples, info.name))
-    try:
-        positions = input_ops.select_labeled(train.labels, config.num_labeled,
-                                             info.num_classes, config.data_seed)
-    except ValueError as e:
-        raise ConfigError("--num_labeled %d on %s: %s" % (config.num_labeled, info.name, e))
-    ids = [info.splits["train"][p] for p in positions]
-    return positions, ids
-
-
 def stream_steps(config, model_config):
     """Steps(d, g): the training streams each network's step draws a batch
     from ("train", "labeled", "matching"). D's step draws its unlabeled and
@@ -149,32 +101,16 @@ def stream_steps(config, model_config):
     return Steps(("train", "labeled"), g_draws)
 
 
-def trained_networks(config):
-    """The networks whose steps a run takes: ("d",) for the supervised
-    baseline, which trains no G; ("d", "g") otherwise."""
-    return ("d",) if config.method == "supervised" else ("d", "g")
-
-
-def steps_before(step, config):
-    """Steps(d, g): how many of the steps before `step` (a number or an
-    integer tensor) train D and G (train_loop.trains_g's schedule: one D
-    step, then --update_rate G steps; D's alone in the supervised baseline)."""
-    if config.method == "supervised":
-        return Steps(step, 0 * step)
-    cycle = config.update_rate + 1
-    d_steps = (step + cycle - 1) // cycle
-    return Steps(d_steps, step - d_steps)
-
-
-def _build_inputs(config, model_config, cache, start_step, num_shards, shard_index, labeled,
-                  initializable):
+def _build_inputs(config, model_config, cache, start_step, num_shards, shard_index, labeled):
     """The run's streams, each starting at the batch it would be at in step
     `start_step` of an uninterrupted run (a number, or on a cluster the
     global step, read when the iterators are initialised): a stream moves
     only in the steps that draw from it (stream_steps), and the validation
     stream once every --test_sample_step steps."""
     initializers = []
-    drawing, before = stream_steps(config, model_config), steps_before(start_step, config)
+    initializable = isinstance(start_step, (tf.Tensor, tf.Variable))
+    drawing = stream_steps(config, model_config)
+    before = Schedule.of(config).steps_before(start_step)
 
     def stream(batch_size, seed, name, **kwargs):
         skip = sum(count for steps, count in zip(drawing, before) if name in steps)
@@ -194,7 +130,7 @@ def _build_inputs(config, model_config, cache, start_step, num_shards, shard_ind
     if config.method == "improved_gan":  # G's own unlabeled batches, as the paper's
         matching = stream(config.batch_size, config.seed + 4, "matching")
     validations = 0  # a task joining a cluster's run starts its own validation stream
-    if not isinstance(start_step, (tf.Tensor, tf.Variable)):
+    if not initializable:
         validations = (start_step + config.test_sample_step - 1) // config.test_sample_step
     test = tf.data.make_one_shot_iterator(input_ops.train_dataset(
         cache, config.batch_size, split="test", seed=config.seed + 1,
@@ -247,7 +183,7 @@ def _check_stream_steps(config, model_config, inputs, fetches):
     """Raises if the steps that draw from a stream (`fetches`: Steps of what
     D's and G's step run) are not those stream_steps lists, from which a
     resumed run positions its streams."""
-    trained = trained_networks(config)
+    trained = Schedule.of(config).networks
     reached = dict((side, _ancestors(getattr(fetches, side))) for side in trained)
     listed = stream_steps(config, model_config)
     for name, batch in (("train", inputs.train), ("labeled", inputs.labeled),
@@ -274,86 +210,46 @@ def _build_eval(config, inputs, model_config, ema, global_step, image_shape):
     return Eval(model, eval_losses, sample_images, summaries.encode_grid_png(sample_images))
 
 
-def build_train_graph(config, info, cache, start_step, rank=None, workers=None, labeled=None,
-                      device="cpu"):
+def build_train_graph(config, info, cache, start_step, labeled=None, platform=None):
     """The whole training graph (a TrainGraph). `labeled`: positions of the
     labeled training examples (semi-supervised), or None for every label.
-    With rank.size > 1 (Ascend cards over HCCL) each card reads its shard,
-    gradients are all-reduced, and together.broadcast sets every card to rank
-    0's weights. With a TensorFlow cluster (`workers`, a cluster.ClusterInfo)
-    variables live on the parameter servers, each worker reads its shard, and
-    together.sync aggregates gradients. `device` decides the networks' dtype
-    with --precision (the NPU's adapter converts a float32 graph itself)."""
-    dtype = precision.compute_dtype(config.precision, device)
-    distributed = rank is not None and rank.size > 1
-    num_shards, shard_index = (rank.size, rank.rank) if distributed else (1, 0)
-    if workers is not None:
-        num_shards, shard_index = workers.num_workers, workers.worker_index
+    `platform` (platforms.Local, Ascend or Cluster; default the CPU) decides
+    the shard each process reads, how optimizers are wrapped (all-reduce,
+    gradient aggregation, the adapter's loss scaling), the ops that keep
+    processes together, and with --precision the networks' dtype (the
+    NPU's adapter converts a float32 graph itself)."""
+    platform = platform or platforms.Local("cpu")
+    dtype = precision.compute_dtype(config.precision, platform.device)
+    num_shards, shard_index = platform.shard
     model_config = model_lib.config_from_flags(config._asdict(), info.image_shape,
                                                info.num_classes)
     graph = tf.Graph()
-    with graph.as_default(), (tf.device(cluster.device_setter(workers)) if workers
-                              else contextlib.nullcontext()):
+    with graph.as_default(), platform.variable_placement():
         tf.set_random_seed(config.seed)
         global_step = tf.train.get_or_create_global_step()
         # Every draw (z, noise layers, dropout) keyed by the step: a resumed run draws
         # what an uninterrupted one drew; each card or worker draws its own.
         ops.noise_key(global_step, stream=shard_index)
         with tf.name_scope("inputs"):
-            # On a cluster a task may join a run in progress (a restarted worker or
-            # chief): its streams start at the global step the iterators read when
-            # initialised, after the chief has restored or initialised it.
             inputs = _build_inputs(config, model_config, cache,
-                                   start_step if workers is None else global_step,
-                                   num_shards, shard_index, labeled,
-                                   initializable=workers is not None)
+                                   platform.stream_start(start_step, global_step),
+                                   num_shards, shard_index, labeled)
         with tf.name_scope("model"):
             model = _build_model(config, inputs, model_config, dtype)
         data_init_ops = []
         if start_step == 0 and (config.arch == "paper" or config.minibatch_kernels):
             with tf.name_scope("data_init"):
                 data_init_ops = _build_data_init(config, cache, model_config, dtype)
-        with tf.name_scope("loss"):
-            losses = build_losses(config, model, global_step, info.image_shape)
-        wrap = sync = progress = agreement = None
-        loss_scaling = precision.needs_loss_scale(config.precision)
-        if device == "npu":  # the adapter's all-reduce and loss scaling
-            wrap = ascend.optimizer_wrapper(
-                rank.size if rank else 1, precision.npu_loss_scaling(config.precision_mode),
-                precision.LOSS_SCALE_INITIAL, precision.LOSS_SCALE_PERIOD)
-            loss_scaling = False
-        if workers is not None:
-            wrap = sync = cluster.SyncWrapper(workers.num_workers)
-        with tf.name_scope("train"):
-            train_ops = train_ops_lib.build_train_ops(losses, global_step,
-                                                      optim_config(config, loss_scaling), wrap)
-        with tf.name_scope("divergence"):
-            # After D's optimizer step without the moving average: a cluster's workers
-            # other than the chief run it so (the average must move once per step).
-            signs = Steps(
-                divergence.sign_vector(losses.d_loss, train_ops.d_train_without_ema,
-                                       train_ops.d_health),
-                divergence.sign_vector(losses.g_loss, train_ops.g_train, train_ops.g_health))
-        if distributed:
-            agreement = ascend.agreement_ops(global_step, signs.d, signs.g)
-        if workers is not None:
-            with tf.name_scope("cluster"):
-                sync.build_catch_up()
-                progress = cluster.Progress(workers, global_step)
+        losses, train_ops, signs, together = _build_steps(config, model, global_step,
+                                                          info.image_shape, platform)
         with tf.name_scope("eval"):  # D's moving-average weights when kept
             evaluation = _build_eval(config, inputs, model_config, train_ops.ema, global_step,
                                      info.image_shape)
         model_variables = model_lib.model_variables(tf.global_variables())
-        broadcast = ascend.broadcast_variables_op(tf.global_variables()) if distributed else None
+        together = together._replace(broadcast=platform.broadcast(tf.global_variables()))
         # At the root name scope: summary tags are the scope plus the name.
-        health = summaries.health_scalars(model, train_ops)
-        if device == "npu":
-            # A gradient norm in a summary runs that network's loss-scaled backward pass
-            # inside the other network's step: on the 910 an overflow there raises the
-            # device-wide float status and skips the other step. (On several cards,
-            # rank 0 alone would also all-reduce those gradients, and the cards hang.)
-            health = dict((tag, v) for tag, v in health.items() if "grad_norm" not in tag)
-        clear_status = ascend.clear_float_status_op() if device == "npu" else None
+        health = platform.summary_health(summaries.health_scalars(model, train_ops))
+        clear_status = platform.clear_status_op()
         summary = Steps(*summaries.training_summaries(losses, model, train_ops.learning_rate,
                                                       health))
         _check_stream_steps(config, model_config, inputs, Steps(
@@ -361,5 +257,25 @@ def build_train_graph(config, info, cache, start_step, rank=None, workers=None, 
         # Relative paths in the `checkpoint` file keep a run folder movable.
         saver = tf.train.Saver(max_to_keep=config.max_to_keep, save_relative_paths=True)
     return TrainGraph(graph, global_step, inputs, model, losses, train_ops, evaluation,
-                      Together(broadcast, agreement, sync, progress), data_init_ops,
-                      model_variables, summary, saver, signs, clear_status)
+                      together, data_init_ops, model_variables, summary, saver, signs,
+                      clear_status)
+
+
+def _build_steps(config, model, global_step, image_shape, platform):
+    """The losses, D's and G's training ops on the platform's optimizers,
+    the signs of divergence each step shows, and what keeps processes
+    together (platforms.Together, its broadcast still None)."""
+    with tf.name_scope("loss"):
+        losses = build_losses(config, model, global_step, image_shape)
+    wrapper, loss_scaling = platform.optimizer_wrapper(config)
+    with tf.name_scope("train"):
+        train_ops = train_ops_lib.build_train_ops(losses, global_step,
+                                                  optim_config(config, loss_scaling), wrapper)
+    with tf.name_scope("divergence"):
+        # After D's optimizer step without the moving average: a cluster's workers
+        # other than the chief run it so (the average must move once per step).
+        signs = Steps(
+            divergence.sign_vector(losses.d_loss, train_ops.d_train_without_ema,
+                                   train_ops.d_health),
+            divergence.sign_vector(losses.g_loss, train_ops.g_train, train_ops.g_health))
+    return losses, train_ops, signs, platform.link_steps(global_step, signs, wrapper)

@@ -4,7 +4,7 @@ step for step.
 The trainer's graph (train_graph.build_train_graph with --method
 improved_gan --num_labeled 100, the paper's recipe) is run as train_loop
 runs it: the data-dependent initialisation, then the steps in
-train_loop.trains_g's order. Each step also fetches what it drew (the
+schedule.Schedule's order. Each step also fetches what it drew (the
 batches, G's z, D's Gaussian noise, by their names in the graph) and hands
 the same numbers to tests/paper_reference.py, the paper's
 train_mnist_feature_matching.py and nn.py written again in a graph of its
@@ -26,12 +26,13 @@ import tensorflow.compat.v1 as tf
 
 import input_ops
 import run_folder
+import startup
 import train_graph
 from config import parse_train_config
 from datasets import store
 from easydata import make_easy_dataset
 from paper_reference import D_UNITS, MOM1, MOM2, Noise, Pass, PaperMNIST
-from train_loop import trains_g
+from schedule import Schedule
 
 ITERATIONS = 50  # of one D step and one G step
 BATCH = 100
@@ -77,7 +78,7 @@ def build_ours(info, cache, *argv):
         ["--dataset", info.path, "--method", "improved_gan", "--num_labeled", "100"]
         + list(argv))
     config = run_folder.resolve_settings(config, explicit, {}, info)[0]
-    labeled, _ = train_graph.labeled_subset(config, info, cache)
+    labeled, _ = startup.labeled_subset(config, info, cache)
     return config, labeled, train_graph.build_train_graph(config, info, cache, 0,
                                                           labeled=labeled)
 
@@ -131,7 +132,7 @@ def test_our_training_steps_are_the_papers(mnist_like):
     info, cache = mnist_like
     config, labeled, graph = build_ours(info, cache)
     # the paper's iteration: one D step, then one G step
-    assert [trains_g(config, step) for step in range(4)] == [False, True, False, True]
+    assert [Schedule.of(config).trains_g(step) for step in range(4)] == [False, True, False, True]
     paper = PaperMNIST(BATCH, pixels=28 * 28, n_z=config.n_z)
     names = variable_names()
     with graph.graph.as_default():
@@ -182,8 +183,8 @@ def test_our_training_steps_are_the_papers(mnist_like):
             # Both start the step from our state: unsynchronised, float32 rounding
             # in one of them grows about twofold every few steps (a GAN's chaos).
             paper.load(sess.run(ours))
-            what = "step %d (%s)" % (step, "G" if trains_g(config, step) else "D")
-            if trains_g(config, step):
+            what = "step %d (%s)" % (step, "G" if Schedule.of(config).trains_g(step) else "D")
+            if Schedule.of(config).trains_g(step):
                 fetched = sess.run({
                     "train": graph.train_ops.g_train, "loss": graph.losses.feature_matching,
                     "real": inputs.matching, "z": g.get_tensor_by_name("model/matching_z:0"),

@@ -51,13 +51,13 @@ def test_default_names_follow_the_reference_and_cards_agree_by_job_id():
 
 def test_a_new_folder_is_not_resumed(tmp_path):
     config, explicit = flags("--train_dir", str(tmp_path / "new"))
-    assert run_folder.resolve_run(config, explicit) == (config, None, {})
+    assert run_folder.resolve_run(config, explicit) == (config, None, {}, None)
 
 
 def test_a_resumed_run_keeps_its_flags_unless_given_again(tmp_path):
     run_dir = trained_folder(tmp_path, "--learning_rate_d", "0.003", "--log_step", "7")
     config, explicit = flags("--train_dir", run_dir, "--log_step", "3")
-    resumed, resume_from, kept = run_folder.resolve_run(config, explicit)
+    resumed, resume_from, kept, _ = run_folder.resolve_run(config, explicit)
     assert resume_from == os.path.join(run_dir, "model-5")
     assert resumed.learning_rate_d == 0.003 and kept["learning_rate_d"] == "command line"
     assert resumed.log_step == 3 and "log_step" not in kept  # given now: it wins
@@ -79,7 +79,7 @@ def test_flags_a_run_predates_take_what_it_was_trained_with(tmp_path):
         del saved[name]
     json.dump(saved, open(path, "w"))
     config, explicit = flags("--train_dir", run_dir)
-    resumed, _, kept = run_folder.resolve_run(config, explicit)
+    resumed, _, kept, _ = run_folder.resolve_run(config, explicit)
     for name, value in LEGACY_VALUES.items():
         assert getattr(resumed, name) == value and getattr(config, name) != value
         assert kept[name] == "what runs before this flag were trained with"

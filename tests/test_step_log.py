@@ -83,3 +83,17 @@ def test_unknown_names_are_refused():
     with pytest.raises(ValueError, match="lr"):
         StepLog(["d_loss", "lr"])
     assert set(step_log.G_NAMES) < set(NAMES)
+
+
+def test_something_due_once_per_network_is_taken_in_each_ones_next_step():
+    """The summaries: due at step 4 (a D step), then taken by D at 4 and by G
+    at 5, once each, until due again."""
+    due = step_log.OncePerNetwork(("d", "g"))
+    assert not due.take("d")
+    due.arm()
+    assert [due.take(n) for n in ("d", "d", "g", "g")] == [True, False, True, False]
+    due.arm()
+    assert due.take("g") and due.take("d") and not due.take("d")
+    baseline = step_log.OncePerNetwork(("d",))  # no G steps: D alone takes it
+    baseline.arm()
+    assert not baseline.take("g") and baseline.take("d")

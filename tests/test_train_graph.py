@@ -1,14 +1,13 @@
 """train_graph.py: the stages a run's flags ask for are in its TrainGraph,
 and the others are not; graphs built on the easy 16x16 dataset."""
 
-import collections
-
 import pytest
 import tensorflow.compat.v1 as tf
 
 import input_ops
 import model as model_lib
 import run_folder
+import startup
 import train_graph
 from config import parse_train_config
 from datasets import store
@@ -30,7 +29,7 @@ def resolved(info, *argv):
 def build(easy, argv, start_step=0):
     info, cache = easy
     config = resolved(info, *argv)
-    labeled, _ = train_graph.labeled_subset(config, info, cache)
+    labeled, _ = startup.labeled_subset(config, info, cache)
     return config, train_graph.build_train_graph(config, info, cache, start_step,
                                                  labeled=labeled)
 
@@ -75,11 +74,11 @@ def test_data_that_cannot_make_the_batches_is_refused(easy):
     info, cache = easy
     with pytest.raises(ConfigError, match="--batch_size 500 is larger than the 200 examples "
                                           "of the test split"):
-        train_graph.check_batch_size(resolved(info, "--batch_size", "500"), cache)
+        startup.check_batch_size(resolved(info, "--batch_size", "500"), cache)
     with pytest.raises(ConfigError, match="--num_labeled 1000 is more than the 640 training"):
-        train_graph.labeled_subset(resolved(info, "--num_labeled", "1000"), info, cache)
+        startup.labeled_subset(resolved(info, "--num_labeled", "1000"), info, cache)
     with pytest.raises(ConfigError, match="--num_labeled 15"):
-        train_graph.labeled_subset(resolved(info, "--num_labeled", "15"), info, cache)
+        startup.labeled_subset(resolved(info, "--num_labeled", "15"), info, cache)
 
 
 @pytest.mark.slow
@@ -107,12 +106,3 @@ def test_each_streams_position_counts_the_steps_that_draw_from_it(easy, argv):
     finally:
         train_graph.stream_steps = original
 
-
-def test_steps_before_follows_the_schedule():
-    """Steps(D, G) trained before a step, as train_loop.trains_g decides."""
-    import train_loop
-    for method, update_rate in (("improved_gan", 1), ("ssgan", 2), ("supervised", 1)):
-        config = collections.namedtuple("C", "method update_rate")(method, update_rate)
-        for step in range(12):
-            g_steps = sum(train_loop.trains_g(config, s) for s in range(step))
-            assert train_graph.steps_before(step, config) == (step - g_steps, g_steps)

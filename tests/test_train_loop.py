@@ -1,12 +1,14 @@
-"""train_loop.py's checks and warnings on their own: --precision against the
-resolved device, the bf16 warning on CPUs without bfloat16 arithmetic, the
+"""Start-up's and the platforms' checks and warnings on their own: --precision
+against the resolved device, the bf16 warning on CPUs without bfloat16 arithmetic, the
 HCCL timeout warning of a slow save. Whole runs through the loop are
 tested through trainer.py (test_trainer.py and the feature tests)."""
 
 import pytest
 
+import platforms
 import precision
-import train_loop
+import startup
+from schedule import Schedule
 from config import parse_train_config
 from conftest import fake_cann, network_weights
 from errors import ConfigError
@@ -15,28 +17,28 @@ from errors import ConfigError
 def test_precision_is_checked_against_the_resolved_device(data, tmp_path):
     config, _, _ = parse_train_config(["--dataset", data["easy"], "--precision", "fp16"])
     with pytest.raises(ConfigError, match="--precision fp16 is for GPUs"):
-        train_loop.check_device_precision(config, "cpu")
-    assert train_loop.check_device_precision(config, "gpu") == config
+        startup.check_device_precision(config, "cpu")
+    assert startup.check_device_precision(config, "gpu") == config
     bf16 = config._replace(precision="bf16")
     with pytest.raises(ConfigError, match="no bfloat16 mode"):
-        train_loop.check_device_precision(bf16, "npu")
-    assert train_loop.check_device_precision(config, "npu").precision_mode == "allow_mix_precision"
+        startup.check_device_precision(bf16, "npu")
+    assert startup.check_device_precision(config, "npu").precision_mode == "allow_mix_precision"
     # fp32 means the 910's nearest to float32 that the installed CANN takes (here a
     # current one: test_precision has the others), unless --precision_mode names another.
     fp32 = config._replace(precision="fp32")
     current = fake_cann(tmp_path / "cann", "7.0.0")
-    assert train_loop.check_device_precision(fp32, "npu", environ=current,
+    assert startup.check_device_precision(fp32, "npu", environ=current,
                                              root=str(tmp_path)).precision_mode == "force_fp32"
     model_card = fp32._replace(precision_mode="allow_fp32_to_fp16")
-    resolved = train_loop.check_device_precision(model_card, "npu")
+    resolved = startup.check_device_precision(model_card, "npu")
     assert resolved.precision_mode == "allow_fp32_to_fp16"
     with pytest.raises(ConfigError, match="--precision_mode must be one of"):
-        train_loop.check_device_precision(fp32._replace(precision_mode="fp8"), "npu")
+        startup.check_device_precision(fp32._replace(precision_mode="fp8"), "npu")
     # Every mode that feeds the 910's matrix unit float16 gets loss scaling.
     assert [m for m in precision.NPU_MODE_MEANING if not precision.npu_loss_scaling(m)] == \
         ["must_keep_origin_dtype"]
     with pytest.raises(ConfigError, match="means precision_mode allow_mix_precision on the NPU"):
-        train_loop.check_device_precision(config._replace(precision_mode="force_fp32"), "npu")
+        startup.check_device_precision(config._replace(precision_mode="force_fp32"), "npu")
 
 def test_bf16_on_a_cpu_without_bf16_arithmetic_warns(data, tmp_path, caplog):
     config, _, _ = parse_train_config(["--dataset", data["easy"], "--precision", "bf16"])
@@ -46,19 +48,19 @@ def test_bf16_on_a_cpu_without_bf16_arithmetic_warns(data, tmp_path, caplog):
     assert precision.cpu_has_native_bf16(str(old_cpu)) is False
     assert precision.cpu_has_native_bf16(str(new_cpu)) is True
     assert precision.cpu_has_native_bf16(str(tmp_path / "none")) is None
-    train_loop.check_device_precision(config, "cpu", str(new_cpu))
+    startup.check_device_precision(config, "cpu", str(new_cpu))
     assert "no bfloat16 arithmetic" not in caplog.text
-    train_loop.check_device_precision(config, "cpu", str(old_cpu))
+    startup.check_device_precision(config, "cpu", str(old_cpu))
     assert "this CPU has no bfloat16 arithmetic" in caplog.text
 
 def test_a_save_that_takes_half_of_hccls_timeout_warns(caplog):
-    train_loop._warn_if_near_hccl_timeout(900, 40, {})  # default 1836 s: not yet
+    platforms.warn_if_near_hccl_timeout(900, 40, {})  # default 1836 s: not yet
     assert "HCCL" not in caplog.text
-    train_loop._warn_if_near_hccl_timeout(1000, 40, {})
+    platforms.warn_if_near_hccl_timeout(1000, 40, {})
     assert "Saving step 40 took 1000 s while the other cards waited; HCCL stops them after " \
            "HCCL_EXEC_TIMEOUT=1836 s. Raise it (export HCCL_EXEC_TIMEOUT=4000" in caplog.text
     caplog.clear()
-    train_loop._warn_if_near_hccl_timeout(1000, 40, {"HCCL_EXEC_TIMEOUT": "3600"})
+    platforms.warn_if_near_hccl_timeout(1000, 40, {"HCCL_EXEC_TIMEOUT": "3600"})
     assert "HCCL" not in caplog.text
 
 
@@ -67,7 +69,7 @@ def test_update_rate_gives_g_that_many_steps_after_each_d_step(data):
     > 0, else D), written out by hand for the first steps."""
     def schedule(args, steps):
         config, _, _ = parse_train_config(["--dataset", data["easy"]] + args)
-        return "".join("G" if train_loop.trains_g(config, s) else "D" for s in range(steps))
+        return "".join("G" if Schedule.of(config).trains_g(s) else "D" for s in range(steps))
 
     assert schedule([], 8) == "DGDGDGDG"  # the paper's iteration: one D step, one G step
     assert schedule(["--update_rate", "2"], 10) == "DGGDGGDGGD"
@@ -75,7 +77,7 @@ def test_update_rate_gives_g_that_many_steps_after_each_d_step(data):
     assert schedule(["--method", "supervised"], 4) == "DDDD"  # G is never trained
     # Resumed at any step the schedule goes on by the global step: 3000 = 750 * 4.
     config, _, _ = parse_train_config(["--dataset", data["easy"], "--update_rate", "3"])
-    assert [train_loop.trains_g(config, s) for s in range(3000, 3005)] == \
+    assert [Schedule.of(config).trains_g(s) for s in range(3000, 3005)] == \
         [False, True, True, True, False]
 
 
