@@ -69,7 +69,7 @@ def evaluate(checkpoint, model_config, cache, split, batch_size, session_conf=No
             # Minibatch discrimination compares each example with the rest
             # of its batch, so padding rows would change the last batch's
             # predictions: classify the valid rows alone (that batch's shape
-            # then differs, as it did before padding).
+            # then differs from the others').
             batch = {key: tf.boolean_mask(value, batch["valid"]) for key, value in batch.items()}
         logits = discriminator(batch["image"], training=False)
         predictions = tf.argmax(logits[:, :k], axis=1, output_type=tf.int32)

@@ -41,7 +41,9 @@ the model's FLOPs)."""
 
 def config_from_flags(flags, image_shape, num_classes):
     """The ModelConfig of a run's flags (a dict: TrainConfig._asdict() or a
-    saved config.json; runs from before --arch get the reference networks)."""
+    saved config.json). A config.json without "arch" or "minibatch_kernels"
+    describes the reference networks without minibatch discrimination, the
+    only networks a run could train without those flags."""
     return ModelConfig(tuple(image_shape), num_classes, flags["n_z"], flags["norm_type"],
                        flags["deconv_type"], flags["bn_decay"], flags.get("arch", "reference"),
                        os.path.basename(os.path.normpath(flags["dataset"])).upper(),
