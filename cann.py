@@ -10,8 +10,8 @@ https://www.hiascend.com/document/detail/en/canncommercial/800/softwareinst/inst
     toolkit  <install>/ascend-toolkit/latest/<arch>-linux/ascend_toolkit_install.info
     NNAE     <install>/nnae/latest/ascend_nnae_install.info
 
-where <install> is /usr/local/Ascend for root and ~/Ascend otherwise (CANN
-8.5 moved the toolkit to <install>/cann/<arch>-linux/, same file). The
+where <install> is /usr/local/Ascend for root and ~/Ascend otherwise (CANN 8.5
+and later keep the toolkit's in <install>/cann/<arch>-linux/, same name). The
 folders CANN's set_env.sh exports come first, since they name the CANN this
 process loads: ASCEND_HOME_PATH and ASCEND_TOOLKIT_HOME (both the latest/
 folder) and ASCEND_OPP_PATH (its opp/ subfolder). No TensorFlow here.

@@ -188,12 +188,13 @@ class SyncThreads(object):
     take the others' tokens, and leave D and G steps out of phase across
     workers, which deadlocks both optimizers.)
 
-    On exit the threads are asked to stop and joined: the session's close
-    has cancelled the gradient take they block in. A daemon thread still
-    inside TensorFlow when Python exits aborts the process (status -6,
-    "terminate called after throwing an instance of ''") after a run that
-    finished well. After an error (a parameter server gone) the session's
-    close is time-limited and may not reach them, so the wait is short."""
+    On exit the threads are asked to stop and joined, because a daemon
+    thread still inside TensorFlow when Python exits aborts the process
+    (status -6, "terminate called after throwing an instance of ''"), which
+    would turn a run that finished well into a failure. They stop promptly:
+    the session's close has cancelled the gradient take they block in. After
+    an error (a parameter server gone) the session's close is time-limited
+    and may not reach them, so the wait is short."""
 
     GRACE_SECONDS = 30
     GRACE_SECONDS_AFTER_AN_ERROR = 2

@@ -16,9 +16,8 @@ and nothing appears at the dataset's folder unless it is complete.
 import logging
 import sys
 
-from datasets import DATA_DIR, fetch, registry, store
-from datasets.errors import DatasetError
-from util import command_parser, load_tensorflow, setup_logging
+from datasets import DATA_DIR, fetch, prepare, registry, store
+from util import command_parser, load_tensorflow, report_user_errors, setup_logging
 
 log = logging.getLogger("download")
 
@@ -63,31 +62,33 @@ def main(argv=None):
     args = parse_args(argv)
     setup_logging(args.debug)
     input_ops = load_tensorflow("input_ops", args.debug)
-    try:
-        checksums = fetch.read_checksums(args.checksums) if args.checksums else None
-        for name in args.datasets:
-            spec = registry.DATASETS[name]
-            path, splits = registry_prepare(spec, args, checksums)
-            info = store.open_dataset(name, args.data_dir)
-            examples = None
-            if splits is not None:
-                examples = {split: (images, labels) for split, images, labels in splits}
-            cache = input_ops.prepare_tfrecords(
-                info, num_files=args.num_tfrecord_files, examples=examples,
-                force=splits is not None, progress=not args.no_progress)
-            log.info("%s ready: %s (%s split: %s)", name, path, info.split_source,
-                     ", ".join("%d %s" % (s.num_examples, k) for k, s in cache.splits.items()))
-    except DatasetError as e:
-        log.error("%s", e)
-        return 1
-    return 0
+    return report_user_errors(lambda: prepare_datasets(args, input_ops))
 
 
-def registry_prepare(spec, args, checksums):
-    from datasets.prepare import prepare
-    return prepare(spec, args.data_dir, mirror=args.mirror, source=args.source,
-                   checksums=checksums, skip_checksum=args.skip_checksum, force=args.force,
-                   timeout=args.timeout, progress=not args.no_progress)
+def prepare_datasets(args, input_ops):
+    """Prepares each dataset the flags name and converts it to TFRecords."""
+    checksums = fetch.read_checksums(args.checksums) if args.checksums else None
+    for name in args.datasets:
+        spec = registry.DATASETS[name]
+        path, splits = prepare_with_flags(spec, args, checksums)
+        info = store.open_dataset(name, args.data_dir)
+        examples = None
+        if splits is not None:
+            examples = {split: (images, labels) for split, images, labels in splits}
+        cache = input_ops.prepare_tfrecords(
+            info, num_files=args.num_tfrecord_files, examples=examples,
+            force=splits is not None, progress=not args.no_progress)
+        log.info("%s ready: %s (%s split: %s)", name, path, info.split_source,
+                 ", ".join("%d %s" % (s.num_examples, k) for k, s in cache.splits.items()))
+
+
+def prepare_with_flags(spec, args, checksums):
+    """Downloads (or imports) and writes one dataset with the flags' sources,
+    checks and options: datasets.prepare.prepare's (folder, prepared)."""
+    return prepare.prepare(spec, args.data_dir, mirror=args.mirror, source=args.source,
+                           checksums=checksums, skip_checksum=args.skip_checksum,
+                           force=args.force, timeout=args.timeout,
+                           progress=not args.no_progress)
 
 
 if __name__ == "__main__":

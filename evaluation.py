@@ -48,7 +48,7 @@ def summarize(labels, predictions, num_classes, seconds):
                       confusion.tolist(), float(len(labels)) / max(seconds, 1e-9))
 
 
-def evaluate(checkpoint, model_config, cache, split, batch_size, session_config=None,
+def evaluate(checkpoint, model_config, cache, split, batch_size, session_conf=None,
              use_ema=False):
     """Classifies every example of `split` once with D in inference mode
     (with its moving-average weights if use_ema), batch_size examples per
@@ -69,11 +69,11 @@ def evaluate(checkpoint, model_config, cache, split, batch_size, session_config=
             # Minibatch discrimination compares each example with the rest
             # of its batch, so padding rows would change the last batch's
             # predictions: classify the valid rows alone (that batch's shape
-            # then differs, as it did before padding).
+            # then differs from the others').
             batch = {key: tf.boolean_mask(value, batch["valid"]) for key, value in batch.items()}
         logits = discriminator(batch["image"], training=False)
         predictions = tf.argmax(logits[:, :k], axis=1, output_type=tf.int32)
-        with tf.Session(config=session_config) as sess:
+        with tf.Session(config=session_conf) as sess:
             model_lib.restore(sess, checkpoint, tf.global_variables(scope=model_lib.D_SCOPE + "/"),
                               use_ema, "the %s split is %s" % (
                                   split, checkpoints.shape_text(cache.image_shape,
@@ -96,7 +96,7 @@ def evaluate(checkpoint, model_config, cache, split, batch_size, session_config=
     return summarize(labels, predicted, k, seconds), ids, predicted
 
 
-def class_sample_grid(checkpoint, model_config, per_class, session_config=None,
+def class_sample_grid(checkpoint, model_config, per_class, session_conf=None,
                       use_ema=False):
     """A PNG: row c holds the generated images the classifier is surest are
     class c (blank where fewer were drawn), from fixed noise."""
@@ -111,7 +111,7 @@ def class_sample_grid(checkpoint, model_config, per_class, session_config=None,
         probabilities = tf.nn.softmax(logits[:, :k])
         chosen = tf.placeholder(tf.float32, [k * per_class, height, width, channels])
         png = summaries.encode_grid_png(chosen, columns=per_class)
-        with tf.Session(config=session_config) as sess:
+        with tf.Session(config=session_conf) as sess:
             model_lib.restore(sess, checkpoint, tf.global_variables(), use_ema)
             pictures, probs = sess.run([images, probabilities])
             grid = -np.ones([k * per_class, height, width, channels], np.float32)

@@ -290,10 +290,12 @@ def _count_records(files, num_shards, shard_index):
 EPOCH_SEED_STRIDE = 1000003  # epoch e of a stream with seed s shuffles with s * this + e
 
 
-def train_dataset(cache, batch_size, split="train", seed=None,
-                  shuffle_buffer=DEFAULT_SHUFFLE_BUFFER, num_shards=1, shard_index=0,
-                  subset=None, skip_batches=0):
-    """An endless, shuffled stream of fixed-size training batches.
+def stream_dataset(cache, batch_size, split="train", seed=None,
+                   shuffle_buffer=DEFAULT_SHUFFLE_BUFFER, num_shards=1, shard_index=0,
+                   subset=None, skip_batches=0):
+    """An endless, shuffled stream of fixed-size batches of one split (or of
+    a subset of it): training's batches, its validation batches (split
+    "test"), the labeled examples of semi-supervised training.
 
     The stream is a sequence of epochs, each every record of the shard once,
     in an order drawn from (seed, epoch number) alone: the file order and a
@@ -320,18 +322,7 @@ def train_dataset(cache, batch_size, split="train", seed=None,
       tf.data.Dataset of batch dicts (see module doc).
     """
     _check_shard(num_shards, shard_index)
-    files, shards, index = cache.splits[split].files, num_shards, shard_index
-    per_epoch = cache.splits[split].num_examples if num_shards == 1 else None
-    if subset is not None:
-        path, per_epoch = _subset_file(cache, split, subset, num_shards, shard_index)
-        files, shards, index = [path], 1, 0
-
-    def epoch(number):
-        epoch_seed = None if seed is None else \
-            tf.constant(seed * EPOCH_SEED_STRIDE, tf.int64) + number
-        return _records(files, shards, index, epoch_seed, shuffle_files=True).shuffle(
-            shuffle_buffer, seed=epoch_seed, reshuffle_each_iteration=False)
-
+    files, shards, index, per_epoch = _stream_files(cache, split, num_shards, shard_index, subset)
     first_epoch, offset = 0, 0
     positioned = isinstance(skip_batches, (tf.Tensor, tf.Variable))
     if positioned or skip_batches:
@@ -340,18 +331,45 @@ def train_dataset(cache, batch_size, split="train", seed=None,
         if per_epoch == 0:
             raise DatasetError("the %s split has no records for shard %d of %d"
                                % (split, shard_index, num_shards))
-        if positioned:  # read when the iterator is initialised
-            position = tf.cast(skip_batches, tf.int64) * batch_size
-            first_epoch, offset = position // per_epoch, position % per_epoch
-        else:
-            first_epoch, offset = divmod(skip_batches * batch_size, per_epoch)
-    dataset = tf.data.Dataset.range(first_epoch, np.iinfo(np.int64).max).flat_map(epoch)
+        first_epoch, offset = _start_position(skip_batches, batch_size, per_epoch)
+    dataset = _shuffled_epochs(files, shards, index, seed, shuffle_buffer, first_epoch)
     if positioned or offset:
         dataset = dataset.skip(offset)  # within one epoch, before parsing: cheap
     dataset = dataset.batch(batch_size, drop_remainder=True)
     dataset = dataset.map(lambda records: _parse_batch(records, cache.image_shape),
                           num_parallel_calls=tf.data.experimental.AUTOTUNE)
     return dataset.prefetch(tf.data.experimental.AUTOTUNE)
+
+
+def _stream_files(cache, split, num_shards, shard_index, subset):
+    """What a stream reads: (files, their shard count and this worker's
+    index among them, records per epoch or None when only counting tells)."""
+    if subset is not None:
+        path, per_epoch = _subset_file(cache, split, subset, num_shards, shard_index)
+        return [path], 1, 0, per_epoch
+    per_epoch = cache.splits[split].num_examples if num_shards == 1 else None
+    return cache.splits[split].files, num_shards, shard_index, per_epoch
+
+
+def _start_position(skip_batches, batch_size, per_epoch):
+    """(first epoch, records to skip in it) of a stream `skip_batches` in; a
+    tensor skip_batches gives tensors, read when the iterator is initialised."""
+    if isinstance(skip_batches, (tf.Tensor, tf.Variable)):
+        position = tf.cast(skip_batches, tf.int64) * batch_size
+        return position // per_epoch, position % per_epoch
+    return divmod(skip_batches * batch_size, per_epoch)
+
+
+def _shuffled_epochs(files, num_shards, shard_index, seed, shuffle_buffer, first_epoch):
+    """The records of epochs first_epoch, first_epoch + 1, ... (endless),
+    each shuffled with seed * EPOCH_SEED_STRIDE + its number (unseeded: at
+    random)."""
+    def epoch(number):
+        epoch_seed = None if seed is None else \
+            tf.constant(seed * EPOCH_SEED_STRIDE, tf.int64) + number
+        return _records(files, num_shards, shard_index, epoch_seed, shuffle_files=True).shuffle(
+            shuffle_buffer, seed=epoch_seed, reshuffle_each_iteration=False)
+    return tf.data.Dataset.range(first_epoch, np.iinfo(np.int64).max).flat_map(epoch)
 
 
 def _padding_record(image_shape):

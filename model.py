@@ -41,7 +41,9 @@ the model's FLOPs)."""
 
 def config_from_flags(flags, image_shape, num_classes):
     """The ModelConfig of a run's flags (a dict: TrainConfig._asdict() or a
-    saved config.json; runs from before --arch get the reference networks)."""
+    saved config.json). A config.json without "arch" or "minibatch_kernels"
+    describes the reference networks without minibatch discrimination, the
+    only networks a run could train without those flags."""
     return ModelConfig(tuple(image_shape), num_classes, flags["n_z"], flags["norm_type"],
                        flags["deconv_type"], flags["bn_decay"], flags.get("arch", "reference"),
                        os.path.basename(os.path.normpath(flags["dataset"])).upper(),
@@ -200,29 +202,6 @@ def _batch_size(images):
     return size if size is not None else tf.shape(images)[0]
 
 
-def _apply_d(discriminator, batches, training, update_stats, concat=True):
-    """D's (logits, features) of each batch in `batches` (None entries give
-    None). A D whose outputs for an example depend on that example alone
-    (discriminator.batch_independent) sees the batches concatenated, in one
-    pass with one matmul per layer instead of one per batch: the same values
-    and gradients, with fewer and larger operations. concat=False keeps the
-    passes apart, so a loss on one batch computes that batch's pass alone."""
-    present = [b for b in batches if b is not None]
-    sizes = [b.shape.as_list()[0] for b in present]
-    if concat and training and len(present) > 1 and None not in sizes and \
-            getattr(discriminator, "batch_independent", False):
-        logits, features = discriminator(tf.concat(present, 0), training,
-                                         update_stats=update_stats, return_features=True)
-        parts = iter(zip(tf.split(logits, sizes), tf.split(features, sizes)))
-        return [None if b is None else next(parts) for b in batches]
-    outputs = []
-    for i, batch in enumerate(batches):
-        # batch norm's moving statistics come from the first (real) batch only
-        outputs.append(None if batch is None else discriminator(
-            batch, training, update_stats=update_stats and i == 0, return_features=True))
-    return outputs
-
-
 def build_model(images, labels, config, training, z=None, unlabeled_images=None,
                 matching_images=None, d_getter=None, dtype=tf.float32, concat_d=True):
     """Applies G and D to a step's batches.
@@ -251,43 +230,91 @@ def build_model(images, labels, config, training, z=None, unlabeled_images=None,
         when only the labeled batch's loss is trained (the supervised
         baseline), which then neither runs G nor D on the other batches.
     """
-    expected = list(config.image_shape)
-    for batch in (images, unlabeled_images, matching_images):
-        if batch is not None and batch.shape.as_list()[1:] != expected:
-            raise ValueError("build_model: images have shape %s but the model expects [B] + %s"
-                             % (batch.shape, expected))
+    _check_image_shapes(config, (images, unlabeled_images, matching_images))
     real = images if unlabeled_images is None else unlabeled_images
     if z is None:
         z = sample_noise(_batch_size(real), config.n_z, name="z")
     discriminator, generator = networks(config)
     getter = precision.variable_getter(dtype)
-
-    def to32(outputs):
-        return [tf.cast(t, tf.float32) for t in outputs]
     with tf.variable_scope(tf.get_variable_scope(), custom_getter=getter):
         fake = generator(tf.cast(z, dtype), training, update_stats=True)
-        if matching_images is not None:
-            matching_fake = generator(tf.cast(sample_noise(_batch_size(matching_images),
-                                                           config.n_z, name="matching_z"), dtype),
-                                      training, update_stats=False)
+        matching_fake = None if matching_images is None else _second_fake_batch(
+            generator, _batch_size(matching_images), config.n_z, training, dtype)
     # The getter that casts is innermost, so it casts what d_getter returns.
     with tf.variable_scope(tf.get_variable_scope(), custom_getter=d_getter), \
             tf.variable_scope(tf.get_variable_scope(), custom_getter=getter):
-        labeled_c = None if unlabeled_images is None else tf.cast(images, dtype)
-        real_out, labeled_out, fake_out = _apply_d(
-            discriminator, [tf.cast(real, dtype), labeled_c, fake], training, True, concat_d)
-        real_logits, real_features = to32(real_out)
-        fake_logits, fake_features = to32(fake_out)
-        labeled_logits = real_logits if labeled_out is None else to32(labeled_out)[0]
-        matching_real_features, matching_fake_features = real_features, fake_features
-        if matching_images is not None:
-            # Two passes: one would also carry gradients back through the real rows.
-            matching_real_features, matching_fake_features = [tf.cast(discriminator(
-                batch, training, update_stats=False, return_features=True)[1], tf.float32)
-                for batch in (tf.cast(matching_images, dtype), matching_fake)]
-    return SSGANModel(images, tf.cast(labels, tf.int32), labeled_logits, real, real_logits,
-                      real_features, tf.cast(fake, tf.float32), fake_logits, fake_features,
-                      config.num_classes, matching_real_features, matching_fake_features)
+        separate_labeled = None if unlabeled_images is None else images
+        d_outputs = _discriminate(discriminator, real, separate_labeled, fake, matching_images,
+                                  matching_fake, training, dtype, concat_d)
+    return SSGANModel(labeled_images=images, labels=tf.cast(labels, tf.int32),
+                      unlabeled_images=real, fake_images=tf.cast(fake, tf.float32),
+                      num_classes=config.num_classes, **d_outputs)
+
+
+def _check_image_shapes(config, batches):
+    """Raises ValueError unless each batch (None: absent) is [B] + config.image_shape."""
+    expected = list(config.image_shape)
+    for batch in batches:
+        if batch is not None and batch.shape.as_list()[1:] != expected:
+            raise ValueError("build_model: images have shape %s but the model expects [B] + %s"
+                             % (batch.shape, expected))
+
+
+def _second_fake_batch(generator, batch_size, n_z, training, dtype):
+    """G's batch of fresh noise for the paper's G step (feature matching),
+    in `dtype`; it leaves the batch-norm statistics to the first batch."""
+    matching_z = sample_noise(batch_size, n_z, name="matching_z")
+    return generator(tf.cast(matching_z, dtype), training, update_stats=False)
+
+
+def _discriminate(discriminator, real, labeled, fake, matching_real, matching_fake, training,
+                  dtype, concat_d):
+    """D's outputs for build_model, float32, as a dict of SSGANModel fields.
+    `labeled` None: the real batch is the labeled one. `matching_real` None:
+    G's feature matching compares the real and the fake batch's features."""
+    labeled = None if labeled is None else tf.cast(labeled, dtype)
+    real_out, labeled_out, fake_out = _apply_d(
+        discriminator, [tf.cast(real, dtype), labeled, fake], training, True, concat_d)
+    real_logits, real_features = _to_float32(real_out)
+    fake_logits, fake_features = _to_float32(fake_out)
+    labeled_logits = real_logits if labeled_out is None else _to_float32(labeled_out)[0]
+    matching_real_features, matching_fake_features = real_features, fake_features
+    if matching_real is not None:
+        # Two passes: one would also carry gradients back through the real rows.
+        matching_real_features, matching_fake_features = [tf.cast(discriminator(
+            batch, training, update_stats=False, return_features=True)[1], tf.float32)
+            for batch in (tf.cast(matching_real, dtype), matching_fake)]
+    return dict(labeled_logits=labeled_logits, unlabeled_logits=real_logits,
+                unlabeled_features=real_features, fake_logits=fake_logits,
+                fake_features=fake_features, matching_real_features=matching_real_features,
+                matching_fake_features=matching_fake_features)
+
+
+def _apply_d(discriminator, batches, training, update_stats, concat=True):
+    """D's (logits, features) of each batch in `batches` (None entries give
+    None). A D whose outputs for an example depend on that example alone
+    (discriminator.batch_independent) sees the batches concatenated, in one
+    pass with one matmul per layer instead of one per batch: the same values
+    and gradients, with fewer and larger operations. concat=False keeps the
+    passes apart, so a loss on one batch computes that batch's pass alone."""
+    present = [b for b in batches if b is not None]
+    sizes = [b.shape.as_list()[0] for b in present]
+    if concat and training and len(present) > 1 and None not in sizes and \
+            getattr(discriminator, "batch_independent", False):
+        logits, features = discriminator(tf.concat(present, 0), training,
+                                         update_stats=update_stats, return_features=True)
+        parts = iter(zip(tf.split(logits, sizes), tf.split(features, sizes)))
+        return [None if b is None else next(parts) for b in batches]
+    outputs = []
+    for i, batch in enumerate(batches):
+        # batch norm's moving statistics come from the first (real) batch only
+        outputs.append(None if batch is None else discriminator(
+            batch, training, update_stats=update_stats and i == 0, return_features=True))
+    return outputs
+
+
+def _to_float32(tensors):
+    return [tf.cast(t, tf.float32) for t in tensors]
 
 
 def data_init_ops(config, images, z, dtype=tf.float32):

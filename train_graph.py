@@ -114,7 +114,7 @@ def _build_inputs(config, model_config, cache, start_step, num_shards, shard_ind
 
     def stream(batch_size, seed, name, **kwargs):
         skip = sum(count for steps, count in zip(drawing, before) if name in steps)
-        dataset = input_ops.train_dataset(
+        dataset = input_ops.stream_dataset(
             cache, batch_size, seed=seed, num_shards=num_shards, shard_index=shard_index,
             skip_batches=skip, **kwargs)
         if not initializable:
@@ -132,7 +132,7 @@ def _build_inputs(config, model_config, cache, start_step, num_shards, shard_ind
     validations = 0  # a task joining a cluster's run starts its own validation stream
     if not initializable:
         validations = (start_step + config.test_sample_step - 1) // config.test_sample_step
-    test = tf.data.make_one_shot_iterator(input_ops.train_dataset(
+    test = tf.data.make_one_shot_iterator(input_ops.stream_dataset(
         cache, config.batch_size, split="test", seed=config.seed + 1,
         skip_batches=validations)).get_next()
     return Inputs(train, labeled_batch, matching, test, initializers)
@@ -160,7 +160,7 @@ def _build_data_init(config, cache, model_config, dtype):
     "images" in the caller's name scope, for tests to read."""
     positions = input_ops.paper_order(cache.splits["train"].num_examples,
                                       config.data_seed)[:INIT_BATCH]
-    images = tf.data.make_one_shot_iterator(input_ops.train_dataset(
+    images = tf.data.make_one_shot_iterator(input_ops.stream_dataset(
         cache, len(positions), seed=config.seed + 3, subset=positions).take(1)).get_next()
     images = tf.identity(images["image"], name="images")
     return model_lib.data_init_ops(

@@ -238,24 +238,7 @@ def _minimize(loss, variables, learning_rate, beta1, clip_norm, global_step, upd
             optimizer = wrap_optimizer(optimizer)
         if loss_scale is not None:
             loss = loss_scale.scaled(loss)
-        # GATE_GRAPH: every gradient is computed before any weight changes. The
-        # variables are updated in place, so without a gate an update can run
-        # while a gradient still to be computed reads the weight (the matmul
-        # gradient of the layer below, the weight norm's); that corrupts
-        # gradients now and then, and without clipping the GAN collapses
-        # within a few thousand steps. TensorFlow's default, GATE_OP, gates
-        # each op's gradients together instead, which also computes a
-        # matmul's gradient for its input where nothing uses it (D's first
-        # layer, D's weights in G's step): 16-19% more FLOPs.
-        grads_and_vars = optimizer.compute_gradients(
-            loss, var_list=variables, gate_gradients=tf.train.Optimizer.GATE_GRAPH)
-        grads = [g for g, _ in grads_and_vars]
-        if loss_scale is not None:
-            grads, finite = loss_scale.unscale(grads)
-        if clip_norm > 0:
-            grads, grad_norm = tf.clip_by_global_norm(grads, clip_norm)
-        else:
-            grad_norm = tf.global_norm(grads)
+        grads, grad_norm, finite = _gradients(optimizer, loss, variables, loss_scale, clip_norm)
         # A wrapper's apply_gradients may also build ops that run apart from the
         # step (SyncReplicasOptimizer's init ops and the chief's queue runner,
         # which applies the aggregated gradients): under the updates' control
@@ -280,6 +263,34 @@ def _minimize(loss, variables, learning_rate, beta1, clip_norm, global_step, upd
             return step, grad_norm, health
         with tf.control_dependencies([step]):
             return tf.group(history_update), grad_norm, health
+
+
+def _gradients(optimizer, loss, variables, loss_scale, clip_norm):
+    """`loss`'s gradients for `variables`, unscaled (loss_scale: a
+    precision.DynamicLossScale or None) and clipped to a global norm of
+    clip_norm (0: not). Returns (gradients, their global norm before
+    clipping, whether they are all finite: a bool tensor, None without a
+    loss scale)."""
+    # GATE_GRAPH: every gradient is computed before any weight changes. The
+    # variables are updated in place, so without a gate an update can run
+    # while a gradient still to be computed reads the weight (the matmul
+    # gradient of the layer below, the weight norm's); that corrupts
+    # gradients now and then, and without clipping the GAN collapses
+    # within a few thousand steps. TensorFlow's default, GATE_OP, gates
+    # each op's gradients together instead, which also computes a
+    # matmul's gradient for its input where nothing uses it (D's first
+    # layer, D's weights in G's step): 16-19% more FLOPs.
+    grads_and_vars = optimizer.compute_gradients(
+        loss, var_list=variables, gate_gradients=tf.train.Optimizer.GATE_GRAPH)
+    grads = [g for g, _ in grads_and_vars]
+    finite = None
+    if loss_scale is not None:
+        grads, finite = loss_scale.unscale(grads)
+    if clip_norm > 0:
+        grads, grad_norm = tf.clip_by_global_norm(grads, clip_norm)
+    else:
+        grad_norm = tf.global_norm(grads)
+    return grads, grad_norm, finite
 
 
 def build_train_ops(losses, global_step, config, wrap_optimizer=None):

@@ -132,11 +132,18 @@ def load_tensorflow(module_name, debug=False, environ=os.environ):
 def run_tf_command(body):
     """The common frame of the TensorFlow commands (trainer, evaler, export),
     after load_tensorflow: graph mode as on TF 1.15, and a user mistake
-    (ConfigError, DatasetError) reported as one line with exit status 2
-    instead of a traceback. `body()` returns the exit status, or a result
-    that is not an int, which means success."""
+    reported as report_user_errors does."""
     import tensorflow.compat.v1 as tf
     tf.disable_v2_behavior()
+    return report_user_errors(body)
+
+
+def report_user_errors(body):
+    """Runs `body()`, which returns the exit status, or a result that is not
+    an int, which means success. A user mistake (ConfigError, DatasetError)
+    is reported as one line with exit status 2 instead of a traceback: every
+    command's status for a bad flag or dataset, as argparse's for a usage
+    error."""
     try:
         status = body()
     except (ConfigError, DatasetError) as e:

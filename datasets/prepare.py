@@ -43,40 +43,67 @@ def prepare(spec, data_dir, mirror=None, source=None, checksums=None, skip_check
     start = time.time()
     with staging_dir(target, "staging") as staging:
         if source:
-            paths = local_paths(spec, source)
-            for name, path in paths.items():
-                fetch.verify_local(path, digests[name], skip_checksum,
-                                   from_checksums=name in (checksums or {}))
-            log.info("%s: using local files in %s", spec.name, source)
+            paths = _verified_local_files(spec, source, digests, checksums, skip_checksum)
         else:
-            paths = local_paths(spec, os.path.join(staging, "downloads"))
-            os.makedirs(os.path.join(staging, "downloads"))
-            for name, path in paths.items():
-                fetch.fetch(spec.urls(name, mirror), path, digests[name], skip_checksum,
-                            timeout=timeout, progress=progress)
-        try:
-            splits = spec.parse(paths)
-        except DataFormatError as e:
-            if source:
-                raise
-            # Name the file as the user knows it, not by its staging path.
-            folder = os.path.join(staging, "downloads") + os.sep
-            raise DataFormatError("%s (downloaded from %s)" % (
-                str(e).replace(folder, ""), mirror or " or ".join(spec.base_urls)))
-        for split, images, labels in splits:
-            if images.shape[1:] != spec.image_shape:
-                raise DataFormatError(
-                    "the %s files hold %s images of %s, but %s images are %s; are they the "
-                    "right files?" % (spec.name, split, "x".join(map(str, images.shape[1:])),
-                                      spec.name, "x".join(map(str, spec.image_shape))))
+            paths = _downloaded_files(spec, os.path.join(staging, "downloads"), mirror, digests,
+                                      skip_checksum, timeout, progress)
+        splits = _parse(spec, paths, os.path.join(staging, "downloads"), source, mirror)
         out = os.path.join(staging, "dataset")
-        os.makedirs(out)
-        total = sum(len(images) for _, images, _ in splits)
-        with tqdm(total=total, desc="writing %s" % store.DATA_FILE, unit="img",
-                  disable=None if progress else True, leave=False) as bar:
-            store.write_dataset(out, splits, spec.num_classes, progress=bar.update)
+        _write(spec, splits, out, progress)
         replace_dir(out, target)
     log.info("%s: %s in %s (%s) in %.1f s", spec.name,
              ", ".join("%d %s" % (len(images), split) for split, images, _ in splits),
              target, store.DATA_FILE, time.time() - start)
     return target, splits
+
+
+def _verified_local_files(spec, source, digests, checksums, skip_checksum):
+    """{file name: path} of the canonical files in folder `source`, each
+    checked against its digest."""
+    paths = local_paths(spec, source)
+    for name, path in paths.items():
+        fetch.verify_local(path, digests[name], skip_checksum,
+                           from_checksums=name in (checksums or {}))
+    log.info("%s: using local files in %s", spec.name, source)
+    return paths
+
+
+def _downloaded_files(spec, downloads, mirror, digests, skip_checksum, timeout, progress):
+    """{file name: path} of the canonical files downloaded into the new
+    folder `downloads` (from `mirror` if given), each checked against its
+    digest."""
+    paths = local_paths(spec, downloads)
+    os.makedirs(downloads)
+    for name, path in paths.items():
+        fetch.fetch(spec.urls(name, mirror), path, digests[name], skip_checksum,
+                    timeout=timeout, progress=progress)
+    return paths
+
+
+def _parse(spec, paths, downloads, source, mirror):
+    """The files' [(split, images, labels)], checked against spec.image_shape.
+    A format error in a downloaded file names it as the user knows it (by
+    its host, not by its path in the folder `downloads`)."""
+    try:
+        splits = spec.parse(paths)
+    except DataFormatError as e:
+        if source:
+            raise
+        raise DataFormatError("%s (downloaded from %s)" % (
+            str(e).replace(downloads + os.sep, ""), mirror or " or ".join(spec.base_urls)))
+    for split, images, labels in splits:
+        if images.shape[1:] != spec.image_shape:
+            raise DataFormatError(
+                "the %s files hold %s images of %s, but %s images are %s; are they the "
+                "right files?" % (spec.name, split, "x".join(map(str, images.shape[1:])),
+                                  spec.name, "x".join(map(str, spec.image_shape))))
+    return splits
+
+
+def _write(spec, splits, out, progress):
+    """Writes the splits in the reference layout into the new folder `out`."""
+    os.makedirs(out)
+    total = sum(len(images) for _, images, _ in splits)
+    with tqdm(total=total, desc="writing %s" % store.DATA_FILE, unit="img",
+              disable=None if progress else True, leave=False) as bar:
+        store.write_dataset(out, splits, spec.num_classes, progress=bar.update)

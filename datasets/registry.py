@@ -59,8 +59,8 @@ DATASETS = collections.OrderedDict((spec.name, spec) for spec in [
         tuple(RemoteFile(n, m) for n, m in zip(_IDX_NAMES, (
             "f68b3c2dcbeaaa9fbdd348bbdeb94873", "d53e105ee54ea40749a09fcbcd1e9432",
             "9fb629c4189551a2d022fa330f9573f3", "ec29112dd5afa0611ce80d1b7f02629c"))),
-        # The original host (yann.lecun.com) now answers 403; these serve the
-        # byte-identical files.
+        # The original host (yann.lecun.com) refuses downloads (403); these
+        # serve the byte-identical files.
         ("https://storage.googleapis.com/cvdf-datasets/mnist/",
          "https://ossci-datasets.s3.amazonaws.com/mnist/"),
         _parse_idx),

@@ -57,7 +57,7 @@ def measure(cache, batch_size, seconds, warmup):
     import input_ops
     with tf.Graph().as_default():
         batch = tf.data.make_one_shot_iterator(
-            input_ops.train_dataset(cache, batch_size, seed=0)).get_next()
+            input_ops.stream_dataset(cache, batch_size, seed=0)).get_next()
         with tf.Session() as sess:
             for _ in range(warmup):
                 sess.run(batch)

@@ -171,7 +171,7 @@ def paper_steps(args, B):
     return d_step, g_step
 
 
-def main():
+def parse_args():
     p = argparse.ArgumentParser()
     p.add_argument("--arch", choices=["reference", "paper"], default="reference")
     p.add_argument("--variant", choices=["eager", "channels_last", "compile"], default="eager")
@@ -182,15 +182,23 @@ def main():
                    help="run exactly this many D+G pairs (no warm-up) instead of timing")
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args()
+    if args.arch == "paper" and (args.variant != "eager" or args.bf16):
+        p.error("--arch paper runs --variant eager in float32")
+    return args
 
+
+def main():
+    args = parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     B = args.batch
-    if args.arch == "paper":
-        if args.variant != "eager" or args.bf16:
-            p.error("--arch paper runs --variant eager in float32")
-        d_step, g_step = paper_steps(args, B)
-        return report(args, B, d_step, g_step)
+    steps = paper_steps if args.arch == "paper" else reference_steps
+    d_step, g_step = steps(args, B)
+    return report(args, B, d_step, g_step)
+
+
+def reference_steps(args, B):
+    """(d_step, g_step) of the reference model as trainer.py trains it."""
     mf = torch.channels_last if args.variant == "channels_last" else torch.contiguous_format
 
     D = Discriminator().to(memory_format=mf)
@@ -236,8 +244,7 @@ def main():
         torch.nn.utils.clip_grad_norm_(G.parameters(), 20.0)
         g_opt.step()
         D.requires_grad_(True)
-
-    return report(args, B, d_step, g_step)
+    return d_step, g_step
 
 
 def report(args, B, d_step, g_step):

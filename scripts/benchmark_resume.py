@@ -55,7 +55,7 @@ def main(argv=None):
     for step in args.steps:
         start = time.time()
         with tf.Graph().as_default():
-            batches = [tf.data.make_one_shot_iterator(input_ops.train_dataset(
+            batches = [tf.data.make_one_shot_iterator(input_ops.stream_dataset(
                 cache, args.batch_size, seed=seed, skip_batches=step, **kwargs)).get_next()
                 for seed, kwargs in ((1, {}), (3, {"subset": labeled}), (5, {}))]
             with tf.Session() as sess:

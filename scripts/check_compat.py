@@ -7,7 +7,7 @@ TF 1.15 with Python 3.7 (Ascend's CANN images) and current TF 2.x:
   * every `tf.<path>` attribute chain exists in TF 1.15's tf.compat.v1 API
     (tests/data/tf115_compat_v1_api.txt, made by extract_tf115_api.py);
   * nothing from tf.contrib, tf.layers, tf.keras or tf.estimator, which
-    TF 2.x with Keras 3 no longer has;
+    TF 2.x with Keras 3 does not have;
   * every call `tf.<path>(...)` fits TF 1.15's signature of that callable
     (tests/data/tf115_signatures.json, made by extract_tf115_api.py from the
     1.15 wheel's source): each keyword is one of its parameters (unless it

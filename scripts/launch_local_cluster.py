@@ -107,7 +107,8 @@ def free_ports(count):
     can be given one between this check and the bind; only a process that
     names the same port itself can still take it (the launcher then retries
     with new ports). Where nothing is left outside that range, ports the OS
-    picks (the old way, racy)."""
+    picks (racy: any port-0 bind may be given one before its server binds
+    it)."""
     first, last = ephemeral_range()
     reserved = _read_ports(RESERVED_PORTS_FILE, set())
     candidates = [p for p in range(LOWEST_PORT, 65536)

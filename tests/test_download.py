@@ -17,6 +17,9 @@ from datasets import fetch, formats
 from datasets.errors import DataFormatError, DownloadError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# download.py's exit status for a dataset it cannot prepare: a user's input
+# error, 2 as in the trainer and as argparse's for a usage error.
+BAD_DATASET = 2
 
 MAKERS = {
     "MNIST": fakedata.make_mnist_files,
@@ -95,7 +98,7 @@ def test_checksum_mismatch_is_refused_unless_skipped(tmp_path, capsys):
     data_dir = str(tmp_path / "data")
     with fakedata.FileServer(str(served)) as server:
         # The canonical MD5s cannot match these small files.
-        assert run("--dataset", "MNIST", "--data_dir", data_dir, "--mirror", server.url) == 1
+        assert run("--dataset", "MNIST", "--data_dir", data_dir, "--mirror", server.url) == BAD_DATASET
         err = capsys.readouterr().err
         assert "does not match the expected f68b3c2dcbeaaa9fbdd348bbdeb94873" in err
         assert "--skip_checksum" in err
@@ -110,7 +113,7 @@ def test_checksum_mismatch_is_refused_unless_skipped(tmp_path, capsys):
 def test_source_checksum_mismatch_names_the_file(tmp_path, capsys):
     fakedata.make_mnist_files(str(tmp_path))
     assert run("--dataset", "MNIST", "--data_dir", str(tmp_path / "d"),
-               "--source", str(tmp_path)) == 1
+               "--source", str(tmp_path)) == BAD_DATASET
     err = capsys.readouterr().err
     assert os.path.join(str(tmp_path), "train-images-idx3-ubyte.gz") in err
     assert "--checksums FILE" in err
@@ -126,7 +129,7 @@ def test_dropped_connection_leaves_nothing_and_rerun_succeeds(tmp_path, capsys):
         server.drop.add("t10k-images-idx3-ubyte.gz")
         args = ("--dataset", "MNIST", "--data_dir", data_dir, "--mirror", server.url,
                 "--checksums", sums)
-        assert run(*args) == 1
+        assert run(*args) == BAD_DATASET
         err = capsys.readouterr().err
         assert "t10k-images-idx3-ubyte.gz" in err and "bytes" in err
         assert os.listdir(data_dir) == []  # no dataset, no staging folder, no .part file
@@ -192,7 +195,7 @@ def test_truncated_gzip_is_a_clear_error(tmp_path, capsys):
         path = os.path.join(folder, "train-images-idx3-ubyte.gz")
         data = open(path, "rb").read()
         open(path, "wb").write(data[:len(data) // 2])
-    assert _served_run(tmp_path, "MNIST", truncate) == 1
+    assert _served_run(tmp_path, "MNIST", truncate) == BAD_DATASET
     err = capsys.readouterr().err
     assert "train-images-idx3-ubyte.gz is not a complete gzip file" in err
     assert "download it again" in err
@@ -202,7 +205,7 @@ def test_wrong_idx_magic_is_a_clear_error(tmp_path, capsys):
     def swap(folder):  # labels (1-D) where images (3-D) belong
         labels = gzip.open(os.path.join(folder, "t10k-labels-idx1-ubyte.gz")).read()
         fakedata.write_gz(os.path.join(folder, "t10k-images-idx3-ubyte.gz"), labels)
-    assert _served_run(tmp_path, "FASHION_MNIST", swap) == 1
+    assert _served_run(tmp_path, "FASHION_MNIST", swap) == BAD_DATASET
     err = capsys.readouterr().err
     assert "t10k-images-idx3-ubyte.gz: IDX magic 0x00000801" in err
     assert "expected unsigned bytes (0x08) with 3 dimensions" in err
@@ -212,7 +215,7 @@ def test_tar_member_escaping_the_archive_is_refused(tmp_path, capsys):
     def add_escape(folder):
         fakedata.make_cifar_file(folder, extra_members=[("cifar-10-batches-py/../../evil",
                                                          b"x")])
-    assert _served_run(tmp_path, "CIFAR10", add_escape) == 1
+    assert _served_run(tmp_path, "CIFAR10", add_escape) == BAD_DATASET
     err = capsys.readouterr().err
     assert "'cifar-10-batches-py/../../evil' points outside the archive" in err
     assert not os.path.exists(str(tmp_path / "evil"))
@@ -237,7 +240,7 @@ def test_pickle_that_calls_a_function_is_refused(tmp_path, capsys, monkeypatch):
                                         fakedata.cifar_batch_bytes(a.train_images[:7],
                                                                    a.train_labels[:7]))
             fakedata.add_tar_member(tar, "cifar-10-batches-py/test_batch", evil)
-    assert _served_run(tmp_path, "CIFAR10", poison) == 1
+    assert _served_run(tmp_path, "CIFAR10", poison) == BAD_DATASET
     err = capsys.readouterr().err
     assert "refused to load global" in err and "system" in err
     assert "test_batch" in err
@@ -282,7 +285,7 @@ def test_command_line_exit_status_and_help(tmp_path):
         [sys.executable, "download.py", "--dataset", "MNIST", "--data_dir", str(tmp_path),
          "--source", str(tmp_path / "nowhere"), "--no_progress"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 1
+    assert result.returncode == BAD_DATASET
     assert "nowhere/train-images-idx3-ubyte.gz not found" in result.stderr
     assert "Traceback" not in result.stderr
     helped = subprocess.run([sys.executable, "download.py", "--help"], cwd=ROOT, env=env,
@@ -348,7 +351,7 @@ PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy")
 @pytest.mark.parametrize("where", ["mirror", "source"])
 def test_a_file_that_differs_from_the_checksums_file_is_refused(tmp_path, capsys, monkeypatch,
                                                                 where):
-    """--checksums with one wrong digest: the run stops with status 1 (the
+    """--checksums with one wrong digest: the run stops with status 2 (the
     documented status of every download.py error), naming the file and
     both digests, and leaves no dataset and no staging folder behind."""
     for name in PROXY_VARIABLES:
@@ -368,12 +371,12 @@ def test_a_file_that_differs_from_the_checksums_file_is_refused(tmp_path, capsys
     args = ("--dataset", "MNIST", "--data_dir", data_dir, "--checksums", sums)
     if where == "mirror":
         with fakedata.FileServer(str(served)) as server:
-            assert run(*(args + ("--mirror", server.url))) == 1
+            assert run(*(args + ("--mirror", server.url))) == BAD_DATASET
         expected = ["could not download %s:" % bad,
                     "%s%s: MD5 %s does not match the expected %s" % (server.url, bad, actual,
                                                                      wrong)]
     else:
-        assert run(*(args + ("--source", str(served)))) == 1
+        assert run(*(args + ("--source", str(served)))) == BAD_DATASET
         expected = ["%s has MD5 %s but the --checksums file gives %s for %s"
                     % (served / bad, actual, wrong, bad)]
     err = capsys.readouterr().err
@@ -436,7 +439,7 @@ class _StalledServer(object):
 def test_a_stalled_download_fails_after_the_timeout(tmp_path, capsys, monkeypatch, stall):
     """A host that accepts the connection and then sends nothing more (before
     its headers, or part way through the body): download.py gives up after
-    --timeout seconds without data, with status 1, naming the file, and
+    --timeout seconds without data, with status 2, naming the file, and
     leaves nothing half-written."""
     import time
     for name in PROXY_VARIABLES:
@@ -448,7 +451,7 @@ def test_a_stalled_download_fails_after_the_timeout(tmp_path, capsys, monkeypatc
     with _StalledServer(head) as server:
         start = time.time()
         assert download.main(["--dataset", "MNIST", "--data_dir", data_dir, "--mirror",
-                              server.url, "--no_progress", "--timeout", "1"]) == 1
+                              server.url, "--no_progress", "--timeout", "1"]) == BAD_DATASET
         took = time.time() - start
     assert 0.9 <= took < 5, took
     assert server.requests == ["GET /train-images-idx3-ubyte.gz HTTP/1.1"]

@@ -93,7 +93,7 @@ def test_pixels_are_scaled_to_minus_one_one(toy):
 def test_training_batches_have_fixed_static_shapes(toy):
     _, cache, _ = toy
     with tf.Graph().as_default():
-        dataset = input_ops.train_dataset(cache, 16, seed=1)
+        dataset = input_ops.stream_dataset(cache, 16, seed=1)
         batch = tf.data.make_one_shot_iterator(dataset).get_next()
         assert batch["image"].shape.as_list() == [16] + list(SHAPE)
         assert batch["image"].dtype == tf.float32
@@ -111,7 +111,7 @@ def test_same_seed_same_stream_other_seed_other_stream(toy):
     _, cache, _ = toy
 
     def ids(seed):
-        batches = run_batches(lambda: input_ops.train_dataset(cache, 8, seed=seed), 13)
+        batches = run_batches(lambda: input_ops.stream_dataset(cache, 8, seed=seed), 13)
         return concat(batches, "id").tolist()
     first = ids(7)
     assert first == ids(7)
@@ -197,7 +197,7 @@ def test_shards_are_disjoint_and_cover_the_split(toy, num_shards):
         test_shares.append(concat(batches, "id").tolist())
         size = len(concat(run_batches(lambda: input_ops.eval_dataset(
             cache, 1000, split="train", num_shards=num_shards, shard_index=shard)), "id"))
-        batches = run_batches(lambda: input_ops.train_dataset(
+        batches = run_batches(lambda: input_ops.stream_dataset(
             cache, 4, seed=3, num_shards=num_shards, shard_index=shard), -(-size // 4))
         train_shares.append(set(concat(batches, "id").tolist()))
         assert len(train_shares[-1]) == size
@@ -232,7 +232,7 @@ def test_labeled_subset_is_balanced_and_seeded(toy):
 def test_labeled_stream_yields_only_the_subset(toy):
     _, cache, _ = toy
     subset = input_ops.select_labeled(cache.splits["train"].labels, 12, NUM_CLASSES, seed=4)
-    batches = run_batches(lambda: input_ops.train_dataset(cache, 5, seed=0, subset=subset), 12)
+    batches = run_batches(lambda: input_ops.stream_dataset(cache, 5, seed=0, subset=subset), 12)
     seen = concat(batches, "index")
     assert set(seen) == set(subset)  # 60 draws over 12 examples: every one, nothing else
     np.testing.assert_array_equal(concat(batches, "label"),
@@ -271,8 +271,8 @@ def test_incomplete_cache_is_rebuilt(own_toy):
 def test_skipping_batches_continues_the_same_stream(toy):
     # A run resumed at step n reads what an uninterrupted run reads from batch n on.
     _, cache, _ = toy
-    full = run_batches(lambda: input_ops.train_dataset(cache, 8, seed=5), 30)
-    resumed = run_batches(lambda: input_ops.train_dataset(cache, 8, seed=5, skip_batches=17), 13)
+    full = run_batches(lambda: input_ops.stream_dataset(cache, 8, seed=5), 30)
+    resumed = run_batches(lambda: input_ops.stream_dataset(cache, 8, seed=5, skip_batches=17), 13)
     assert [b["id"].tolist() for b in resumed] == [b["id"].tolist() for b in full[17:]]
 
 
@@ -284,9 +284,9 @@ def test_resuming_epochs_later_reads_what_an_uninterrupted_run_reads(toy, kwargs
     # Positioned from the step alone: whole epochs are not read, and each
     # epoch is every record of the shard once, in a new order.
     _, cache, _ = toy
-    full = run_batches(lambda: input_ops.train_dataset(cache, 3, seed=7, **kwargs), 120)
+    full = run_batches(lambda: input_ops.stream_dataset(cache, 3, seed=7, **kwargs), 120)
     for skip in (1, 37, 71, 100):
-        resumed = run_batches(lambda: input_ops.train_dataset(
+        resumed = run_batches(lambda: input_ops.stream_dataset(
             cache, 3, seed=7, skip_batches=skip, **kwargs), 20)
         assert [b["id"].tolist() for b in resumed] == \
             [b["id"].tolist() for b in full[skip:skip + 20]]
@@ -303,13 +303,13 @@ def test_resume_at_step_300000_reads_at_most_one_epoch(toy):
     arithmetic (epoch n*B // N, record n*B % N of it), not by reading the
     30 million records before it (scripts/benchmark_resume.py times it)."""
     _, cache, _ = toy
-    batch = run_batches(lambda: input_ops.train_dataset(cache, 100, seed=1,
+    batch = run_batches(lambda: input_ops.stream_dataset(cache, 100, seed=1,
                                                         skip_batches=300000), 1)
     assert len(batch) == 1 and batch[0]["image"].shape[0] == 100
     per_epoch = cache.splits["train"].num_examples
     offset = 300000 * 100 % per_epoch
     epoch = 300000 * 100 // per_epoch
-    reference = run_batches(lambda: input_ops.train_dataset(cache, per_epoch, seed=1,
+    reference = run_batches(lambda: input_ops.stream_dataset(cache, per_epoch, seed=1,
                                                             skip_batches=epoch), 2)
     ids = [i for b in reference for i in b["id"].tolist()]
     assert batch[0]["id"].tolist() == ids[offset:offset + 100]

@@ -36,13 +36,15 @@ def test_a_user_mistake_is_one_line_and_status_2(capsys):
         def body():
             raise error("--batch_size 500 is larger than the 200 examples of the test split")
         return body
-    for error in (ConfigError, DatasetError):
-        assert util.run_tf_command(mistake(error)) == 2
-        err = capsys.readouterr().err
-        assert re.match(TIME + "ERROR --batch_size 500 is larger than the 200 examples of "
-                        "the test split\n$", err), err
-    assert util.run_tf_command(lambda: 130) == 130
-    assert util.run_tf_command(lambda: {"report": 1}) == 0  # a result: success
+    # the TensorFlow commands' frame, and download.py's (no TensorFlow set-up)
+    for frame in (util.run_tf_command, util.report_user_errors):
+        for error in (ConfigError, DatasetError):
+            assert frame(mistake(error)) == 2
+            err = capsys.readouterr().err
+            assert re.match(TIME + "ERROR --batch_size 500 is larger than the 200 examples of "
+                            "the test split\n$", err), err
+        assert frame(lambda: 130) == 130
+        assert frame(lambda: {"report": 1}) == 0  # a result: success
 
 
 # What TensorFlow 2.21's libraries write to file descriptor 2 as they load.
