@@ -108,7 +108,7 @@ def remove_checkpoint(run_dir, step):
             _remove(os.path.join(run_dir, name))
 
 
-# What trainer.py writes through a temporary name (datasets.files.atomic_path
+# What trainer.py writes through a temporary name (files.atomic_path
 # makes ".<name>.<random>.tmp"), and what TensorFlow's Saver writes before it
 # renames: "model-<step>.index.tempstate<random>" (and .data-*), "model-<step>
 # .meta.tmp<random>", "checkpoint.tmp<random>", "model-<step>_temp/" (sharded).

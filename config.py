@@ -11,8 +11,8 @@ import os
 import textwrap
 
 from datasets import DATA_DIR
-from datasets.files import write_json_atomic
 from errors import ConfigError
+from files import write_json_atomic
 
 
 def _str2bool(value):

@@ -18,9 +18,9 @@ import input_ops
 import model as model_lib
 import summaries
 from datasets import DATA_DIR, store
-from datasets.files import atomic_path, write_json_atomic
 from device import resolve_device, session_config
 from errors import ConfigError
+from files import atomic_path, write_json_atomic
 
 log = logging.getLogger("evaler")
 

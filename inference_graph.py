@@ -12,8 +12,8 @@ import tensorflow.compat.v1 as tf
 
 import checkpoints
 import model as model_lib
-from datasets.files import atomic_path
 from errors import ConfigError
+from files import atomic_path
 
 log = logging.getLogger("export")
 

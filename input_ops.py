@@ -40,7 +40,7 @@ from tqdm import tqdm
 
 from datasets import store
 from datasets.errors import DatasetError
-from datasets.files import atomic_path, replace_dir, staging_dir, write_json_atomic
+from files import atomic_path, replace_dir, staging_dir, write_json_atomic
 
 log = logging.getLogger(__name__)
 

@@ -23,8 +23,8 @@ import checkpoints
 import precision
 from config import (LEGACY_VALUES, MODEL_FLAGS, TrainConfig, apply_recipe, load_run_config,
                     save_run_config)
-from datasets.files import atomic_path
 from errors import ConfigError
+from files import atomic_path
 from util import add_log_file
 
 log = logging.getLogger("trainer")

@@ -31,10 +31,10 @@ import train_graph
 from collapse import CollapseDetector
 from config import check_method_flags
 from datasets import store
-from datasets.files import atomic_path
 from device import resolve_device, session_config
 from divergence import DivergenceWatch
 from errors import ConfigError
+from files import atomic_path
 from util import progress_bar
 
 log = logging.getLogger("trainer")

@@ -77,7 +77,7 @@ def val_accuracy(run_dir):
 
 
 def _save_atomic(save, path):
-    from datasets.files import atomic_path
+    from files import atomic_path
     with atomic_path(path) as tmp:
         save(tmp)
     return path
