@@ -16,6 +16,7 @@ import tensorflow.compat.v1 as tf
 import checkpoints
 import input_ops
 import model as model_lib
+import names
 import summaries
 from datasets import DATA_DIR, store
 from device import resolve_device, session_config
@@ -74,7 +75,7 @@ def evaluate(checkpoint, model_config, cache, split, batch_size, session_config=
         logits = discriminator(batch["image"], training=False)
         predictions = tf.argmax(logits[:, :k], axis=1, output_type=tf.int32)
         with tf.Session(config=session_config) as sess:
-            model_lib.restore(sess, checkpoint, tf.global_variables(scope=model_lib.D_SCOPE + "/"),
+            model_lib.restore(sess, checkpoint, tf.global_variables(scope=names.D_SCOPE + "/"),
                               use_ema, "the %s split is %s" % (
                                   split, checkpoints.shape_text(cache.image_shape,
                                                                 cache.num_classes)))

@@ -18,12 +18,10 @@ import ops
 import paper_nets
 import precision
 from config import ARCHS, BN_DECAY, DECONV_TYPES
+from names import D_SCOPE, EMA_NAME, G_SCOPE
 
-D_SCOPE = "Discriminator"
-G_SCOPE = "Generator"
 D_CHANNELS = (32, 64, 128, 256, 256, 512)  # then 512 for deeper layers
 G_FC_UNITS = 1024
-EMA_NAME = "ExponentialMovingAverage"  # suffix of the moving averages' variable names
 
 ModelConfig = collections.namedtuple(
     "ModelConfig", "image_shape num_classes n_z norm_type deconv_type bn_decay arch "

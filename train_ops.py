@@ -26,7 +26,7 @@ import tensorflow.compat.v1 as tf
 
 import precision
 from config import ADAM_BETA1, OPTIMIZERS
-from model import D_SCOPE, EMA_NAME, G_SCOPE
+from names import D_SCOPE, EMA_NAME, G_SCOPE
 
 ADAM_BETA2 = 0.999
 PAPER_ADAM_EPSILON = 1e-8  # inside the square root

@@ -24,6 +24,7 @@ import train_ops as train_ops_lib
 import trainer
 from conftest import RESUMABLE_RUNS, RESUMABLE_STEPS, checkpoint_values, train_lines
 from datasets import store
+from names import EMA_NAME
 
 # The paper's recipe (its learning rates, Adam, moving average) at a test's scale.
 RECIPE = ["--arch", "paper", "--batch_size", "20", "--n_z", "16", "--log_step", "10",
@@ -132,7 +133,7 @@ def test_data_dependent_init_is_logged_and_the_moving_average_saved(semi_run):
     # which has moved away from the weights it follows (decay 0.99, 40 steps)
     reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(semi_run[0]))
     names = reader.get_variable_to_shape_map()
-    suffix = "/" + model_lib.EMA_NAME
+    suffix = "/" + EMA_NAME
     averaged = sorted(n[:-len(suffix)] for n in names if n.endswith(suffix))
     with tf.Graph().as_default():
         config = model_lib.config_of_run(json.load(open(os.path.join(semi_run[0],
