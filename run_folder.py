@@ -25,6 +25,7 @@ from config import (LEGACY_VALUES, MODEL_FLAGS, TrainConfig, apply_recipe, load_
                     save_run_config)
 from errors import ConfigError
 from files import atomic_path
+from names import D_NPU_LOSS_SCALE
 from util import add_log_file
 
 log = logging.getLogger("trainer")
@@ -137,7 +138,7 @@ def check_resumed_device(run_dir, checkpoint, device, precision_mode):
     other names), which a CPU/GPU checkpoint, or an NPU one from before that
     loss scaling, does not hold."""
     saved = (load_run_config(run_dir) or {}).get("device_resolved")
-    scaled = tf.train.load_checkpoint(checkpoint).has_tensor("train/d_optimize/loss_scale")
+    scaled = tf.train.load_checkpoint(checkpoint).has_tensor(D_NPU_LOSS_SCALE)
     if saved and (saved == "npu") != (device == "npu"):
         problem = "was trained on the %s and this process trains on the %s" % (
             saved.upper(), device.upper())

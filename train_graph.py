@@ -23,6 +23,7 @@ import divergence
 import input_ops
 import losses as losses_lib
 import model as model_lib
+import names
 import ops
 import paper_nets
 import precision
@@ -324,7 +325,7 @@ def build_train_graph(config, info, cache, start_step, rank=None, workers=None, 
             loss_scaling = False
         if workers is not None:
             wrap = sync = cluster.SyncWrapper(workers.num_workers)
-        with tf.name_scope("train"):
+        with tf.name_scope(names.TRAIN_SCOPE):
             train_ops = train_ops_lib.build_train_ops(losses, global_step,
                                                       optim_config(config, loss_scaling), wrap)
         with tf.name_scope("divergence"):
