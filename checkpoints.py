@@ -11,10 +11,14 @@ import shutil
 
 import tensorflow.compat.v1 as tf
 
+import files
+import names
 from config import load_run_config
 from errors import ConfigError
 
 log = logging.getLogger(__name__)
+
+_STEP_PREFIX = names.CHECKPOINT_PREFIX + "-"  # the Saver appends "-<global step>"
 
 
 def shape_text(shape, num_classes):
@@ -69,7 +73,7 @@ def _candidates(run_dir):
             found[os.path.basename(path)] = path
     if os.path.isdir(run_dir):
         for name in os.listdir(run_dir):
-            if name.startswith("model-") and name.endswith(".index"):
+            if name.startswith(_STEP_PREFIX) and name.endswith(".index"):
                 base = name[:-len(".index")]
                 found.setdefault(base, os.path.join(run_dir, base))
     return sorted(found.values(), key=lambda p: step_of(p) or -1, reverse=True)
@@ -102,7 +106,7 @@ def newest_up_to(run_dir, step):
 def remove_checkpoint(run_dir, step):
     """Removes model-<step>'s files and the temporary ones a save of it
     leaves (TensorFlow's model-<step>_temp folder, *.tempstate files)."""
-    prefix = "model-%d" % step
+    prefix = names.checkpoint_name(step)
     for name in os.listdir(run_dir):
         if name.startswith(prefix + ".") or name.startswith(prefix + "_temp"):
             _remove(os.path.join(run_dir, name))
@@ -112,15 +116,17 @@ def remove_checkpoint(run_dir, step):
 # makes ".<name>.<random>.tmp"), and what TensorFlow's Saver writes before it
 # renames: "model-<step>.index.tempstate<random>" (and .data-*), "model-<step>
 # .meta.tmp<random>", "checkpoint.tmp<random>", "model-<step>_temp/" (sharded).
-_OWN_TEMPORARIES = (".samples-", ".g_img_", ".config.json.", ".labeled_ids.txt.")
+_OWN_TEMPORARIES = tuple(files.TEMPORARY_START + start for start in (
+    names.SAMPLES_PREFIX, names.GENERATED_IMAGES_PREFIX, names.CONFIG_FILE + ".",
+    names.LABELED_IDS_FILE + "."))
 
 
 def _is_leftover(name):
-    if name.startswith(_OWN_TEMPORARIES) and name.endswith(".tmp"):
+    if name.startswith(_OWN_TEMPORARIES) and name.endswith(files.TEMPORARY_END):
         return True
     if name.startswith("checkpoint.tmp") or ".tempstate" in name:
         return True
-    return name.startswith("model-") and ("_temp" in name or ".tmp" in name)
+    return name.startswith(_STEP_PREFIX) and ("_temp" in name or ".tmp" in name)
 
 
 def _remove(path):

@@ -29,3 +29,31 @@ def npu_loss_scale_variable(optimize_scope):
 
 # a checkpoint holding it was trained with the adapter's loss scaling (run_folder)
 D_NPU_LOSS_SCALE = npu_loss_scale_variable(D_OPTIMIZE_SCOPE)
+
+
+# ---- a run folder (trainer.py's --train_dir) ---------------------------------
+
+RUN_ROOT = "train_dir"  # where a run folder is made when --train_dir is not given
+CONFIG_FILE = "config.json"  # the run's flags and what was derived from the dataset
+LOG_FILE = "train.log"  # the trainer's log lines
+LOCK_FILE = ".trainer.lock"  # flock-ed by the one process that writes the run folder
+LABELED_IDS_FILE = "labeled_ids.txt"  # a semi-supervised run's labeled examples, one id a line
+CHECKPOINT_PREFIX = "model"  # the Saver's prefix: checkpoints model-<step>.index, .data-*...
+SAMPLES_PREFIX = "samples-"  # samples-<step>.png: a grid of G's samples at each checkpoint
+GENERATED_IMAGES_PREFIX = "g_img_"  # g_img_<step>.hdf5: those samples as arrays (--dump_result)
+
+
+def checkpoint_name(step):
+    """'model-<step>': what the Saver names a checkpoint of CHECKPOINT_PREFIX
+    (it appends '-<global step>')."""
+    return "%s-%d" % (CHECKPOINT_PREFIX, step)
+
+
+def samples_file(step):
+    """'samples-<step>.png'."""
+    return "%s%d.png" % (SAMPLES_PREFIX, step)
+
+
+def generated_images_file(step):
+    """'g_img_<step>.hdf5'."""
+    return "%s%d.hdf5" % (GENERATED_IMAGES_PREFIX, step)

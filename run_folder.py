@@ -25,16 +25,10 @@ from config import (LEGACY_VALUES, MODEL_FLAGS, TrainConfig, apply_recipe, load_
                     save_run_config)
 from errors import ConfigError
 from files import atomic_path
-from names import D_NPU_LOSS_SCALE
+from names import D_NPU_LOSS_SCALE, LABELED_IDS_FILE, LOCK_FILE, LOG_FILE, RUN_ROOT
 from util import add_log_file
 
 log = logging.getLogger("trainer")
-
-RUN_ROOT = "train_dir"
-LOCK_FILE = ".trainer.lock"
-LABELED_IDS_FILE = "labeled_ids.txt"
-LOG_FILE = "train.log"
-
 
 def default_run_dir(config, root=RUN_ROOT, job_id=None):
     """The reference's run folder name under `root`. Cards of one multi-card

@@ -35,6 +35,7 @@ from device import resolve_device, session_config
 from divergence import DivergenceWatch
 from errors import ConfigError
 from files import atomic_path
+from names import CHECKPOINT_PREFIX, RUN_ROOT, generated_images_file, samples_file
 from util import progress_bar
 
 log = logging.getLogger("trainer")
@@ -101,17 +102,17 @@ class _StopFlag(object):
 def save_checkpoint(sess, graph, run_dir, step, dump_result=False):
     """Writes checkpoint model-<step>, samples-<step>.png and (dump_result)
     g_img_<step>.hdf5, each whole or not at all. Returns the checkpoint path."""
-    path = graph.saver.save(sess, os.path.join(run_dir, "model"), global_step=step)
+    path = graph.saver.save(sess, os.path.join(run_dir, CHECKPOINT_PREFIX), global_step=step)
     png, images = sess.run([graph.eval.sample_png, graph.eval.sample_images])
     clear_float_status(sess, graph)  # an overflow in G's samples must not skip a step
-    with atomic_path(os.path.join(run_dir, "samples-%d.png" % step)) as tmp:
+    with atomic_path(os.path.join(run_dir, samples_file(step))) as tmp:
         with open(tmp, "wb") as f:
             f.write(png)
     if dump_result:
-        with atomic_path(os.path.join(run_dir, "g_img_%d.hdf5" % step)) as tmp:
+        with atomic_path(os.path.join(run_dir, generated_images_file(step))) as tmp:
             with h5py.File(tmp, "w") as h5:
                 h5["image"] = images
-    log.info("Saved checkpoint %s and samples-%d.png", path, step)
+    log.info("Saved checkpoint %s and %s", path, samples_file(step))
     return path
 
 
@@ -209,10 +210,10 @@ def place(config, environ, workers=None):
         cache = config.cache_dir if rank.size == 1 else os.path.join(
             config.cache_dir, "rank%d" % rank.rank)  # cards do not copy over each other
         config = config._replace(data_dir=modelarts.fetch_data(config.data_url, cache))
-    root, upload_to = run_folder.RUN_ROOT, None
+    root, upload_to = RUN_ROOT, None
     if config.train_url:
         if modelarts.is_obs(config.train_url):
-            root, upload_to = os.path.join(config.cache_dir, run_folder.RUN_ROOT), config.train_url
+            root, upload_to = os.path.join(config.cache_dir, RUN_ROOT), config.train_url
         else:
             root = config.train_url
     if workers is not None:

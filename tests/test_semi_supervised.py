@@ -24,7 +24,7 @@ import train_ops as train_ops_lib
 import trainer
 from conftest import RESUMABLE_RUNS, RESUMABLE_STEPS, checkpoint_values, train_lines
 from datasets import store
-from names import EMA_NAME
+from names import EMA_NAME, LABELED_IDS_FILE
 
 # The paper's recipe (its learning rates, Adam, moving average) at a test's scale.
 RECIPE = ["--arch", "paper", "--batch_size", "20", "--n_z", "16", "--log_step", "10",
@@ -48,7 +48,7 @@ def semi_run(data, tmp_path_factory):
 def test_labeled_ids_are_balanced_training_ids_chosen_by_the_seed(semi_run, data):
     run_dir, status = semi_run
     assert status == 0
-    with open(os.path.join(run_dir, run_folder.LABELED_IDS_FILE)) as f:
+    with open(os.path.join(run_dir, LABELED_IDS_FILE)) as f:
         ids = [line.strip() for line in f]
     info = store.open_dataset(data["easy"])
     train_ids, test_ids = info.splits["train"], info.splits["test"]
