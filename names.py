@@ -57,3 +57,10 @@ def samples_file(step):
 def generated_images_file(step):
     """'g_img_<step>.hdf5'."""
     return "%s%d.hdf5" % (GENERATED_IMAGES_PREFIX, step)
+
+
+# ---- a dataset's TFRecord cache (input_ops writes it; download.py asks for it) ----
+
+TFRECORD_FOLDER = "tfrecords"  # the cache's folder, inside the dataset's folder
+TFRECORD_MANIFEST = "manifest.json"  # in it: what the cache was built from, to spot a stale one
+TFRECORD_FILES_PER_SPLIT = 8  # divisible by 1, 2, 4, 8 workers, so each reads whole files
