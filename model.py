@@ -8,7 +8,6 @@ steps. D has K+1 outputs: K real classes and "fake".
 """
 
 import collections
-import os
 
 import numpy as np
 import tensorflow.compat.v1 as tf
@@ -18,7 +17,7 @@ import ops
 import paper_nets
 import precision
 from config import ARCHS, BN_DECAY, DECONV_TYPES
-from names import D_SCOPE, EMA_NAME, G_SCOPE
+from names import D_SCOPE, EMA_NAME, G_SCOPE, dataset_name
 
 D_CHANNELS = (32, 64, 128, 256, 256, 512)  # then 512 for deeper layers
 G_FC_UNITS = 1024
@@ -42,7 +41,7 @@ def config_from_flags(flags, image_shape, num_classes):
     saved config.json; runs from before --arch get the reference networks)."""
     return ModelConfig(tuple(image_shape), num_classes, flags["n_z"], flags["norm_type"],
                        flags["deconv_type"], flags["bn_decay"], flags.get("arch", "reference"),
-                       os.path.basename(os.path.normpath(flags["dataset"])).upper(),
+                       dataset_name(flags["dataset"]),
                        flags.get("minibatch_kernels", 0))
 
 

@@ -64,3 +64,10 @@ def generated_images_file(step):
 TFRECORD_FOLDER = "tfrecords"  # the cache's folder, inside the dataset's folder
 TFRECORD_MANIFEST = "manifest.json"  # in it: what the cache was built from, to spot a stale one
 TFRECORD_FILES_PER_SPLIT = 8  # divisible by 1, 2, 4, 8 workers, so each reads whole files
+
+
+def dataset_name(dataset):
+    """'MNIST' for a --dataset of mnist or .../mnist/: the upper-cased last
+    part of the name or path, as run folders' names and the choice of the
+    paper's networks (model.ModelConfig.dataset_name) spell a dataset."""
+    return os.path.basename(os.path.normpath(dataset)).upper()

@@ -25,7 +25,8 @@ from config import (LEGACY_VALUES, MODEL_FLAGS, TrainConfig, apply_recipe, load_
                     save_run_config)
 from errors import ConfigError
 from files import atomic_path
-from names import D_NPU_LOSS_SCALE, LABELED_IDS_FILE, LOCK_FILE, LOG_FILE, RUN_ROOT
+from names import (D_NPU_LOSS_SCALE, LABELED_IDS_FILE, LOCK_FILE, LOG_FILE, RUN_ROOT,
+                   dataset_name)
 from util import add_log_file
 
 log = logging.getLogger("trainer")
@@ -35,7 +36,7 @@ def default_run_dir(config, root=RUN_ROOT, job_id=None):
     job must agree on it without talking, so they use the job id instead of
     the time."""
     name = "%s-%s_lr_g_%s_d_%s_update_G%dD1-%s" % (
-        config.prefix, os.path.basename(os.path.normpath(config.dataset)).upper(),
+        config.prefix, dataset_name(config.dataset),
         config.learning_rate_g, config.learning_rate_d, config.update_rate,
         "job%s" % job_id if job_id else time.strftime("%Y%m%d-%H%M%S"))
     return os.path.join(root, name)
