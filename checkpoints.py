@@ -244,6 +244,29 @@ def check_shapes(checkpoint, variables, context=""):
                    "; " + context if context else ""))
 
 
+def ema_restore_map(variables, use_ema):
+    """{checkpoint name: variable} restoring D's trainable variables from
+    their moving averages (use_ema) and everything else as saved."""
+    trainable = set(v.op.name for v in tf.trainable_variables())
+    saved_as = {}
+    for variable in variables:
+        name = variable.op.name
+        if use_ema and name in trainable and name.startswith(names.D_SCOPE + "/"):
+            name += "/" + names.EMA_NAME
+        saved_as[name] = variable
+    return saved_as
+
+
+def restore(sess, checkpoint, variables, use_ema, context=""):
+    """Restores `variables` from a training checkpoint, D's trainable ones
+    from their moving averages if use_ema (ema_restore_map), after checking
+    that the checkpoint holds each with its shape (`context`: what the
+    shapes come from, for the error)."""
+    saved_as = ema_restore_map(variables, use_ema)
+    check_shapes(checkpoint, saved_as, context)
+    tf.train.Saver(saved_as).restore(sess, checkpoint)
+
+
 def use_ema(saved, choice):
     """Whether to read D's moving-average weights: the --weights choice
     against the run's saved config (a dict)."""

@@ -12,7 +12,6 @@ import collections
 import numpy as np
 import tensorflow.compat.v1 as tf
 
-import checkpoints
 import ops
 import paper_nets
 import precision
@@ -317,25 +316,3 @@ def model_variables(variables):
     return [v for v in variables if v.op.name.startswith((D_SCOPE + "/", G_SCOPE + "/"))
             and not v.op.name.endswith("/" + EMA_NAME)]
 
-
-def ema_restore_map(variables, use_ema):
-    """{checkpoint name: variable} restoring D's trainable variables from
-    their moving averages (use_ema) and everything else as saved."""
-    trainable = set(v.op.name for v in tf.trainable_variables())
-    names = {}
-    for variable in variables:
-        name = variable.op.name
-        if use_ema and name in trainable and name.startswith(D_SCOPE + "/"):
-            name += "/" + EMA_NAME
-        names[name] = variable
-    return names
-
-
-def restore(sess, checkpoint, variables, use_ema, context=""):
-    """Restores `variables` from a training checkpoint, D's trainable ones
-    from their moving averages if use_ema (ema_restore_map), after checking
-    that the checkpoint holds each with its shape (`context`: what the
-    shapes come from, for the error)."""
-    names = ema_restore_map(variables, use_ema)
-    checkpoints.check_shapes(checkpoint, names, context)
-    tf.train.Saver(names).restore(sess, checkpoint)

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
 
+import checkpoints
 import evaler
 import evaluation
 import inference_graph
@@ -364,9 +365,9 @@ def test_export_freezes_the_moving_average_weights(semi_run, tmp_path):
             config = model_lib.config_of_run(json.load(open(os.path.join(run_dir,
                                                                          "config.json"))))
             out = model_lib.networks(config)[0](tf.constant(images), training=False)
-            names = model_lib.ema_restore_map(tf.global_variables(), use_ema)
+            saved_as = checkpoints.ema_restore_map(tf.global_variables(), use_ema)
             with tf.Session() as sess:
-                tf.train.Saver(names).restore(sess, checkpoint)
+                tf.train.Saver(saved_as).restore(sess, checkpoint)
                 return sess.run(out)[:, :10]
     np.testing.assert_allclose(frozen, restored(True), rtol=1e-4, atol=1e-5)
     assert not np.allclose(frozen, restored(False), rtol=1e-4, atol=1e-5)
