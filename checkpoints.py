@@ -11,10 +11,14 @@ import shutil
 
 import tensorflow.compat.v1 as tf
 
+import files
+import names
 from config import load_run_config
 from errors import ConfigError
 
 log = logging.getLogger(__name__)
+
+_STEP_PREFIX = names.CHECKPOINT_PREFIX + "-"  # the Saver appends "-<global step>"
 
 
 def shape_text(shape, num_classes):
@@ -69,7 +73,7 @@ def _candidates(run_dir):
             found[os.path.basename(path)] = path
     if os.path.isdir(run_dir):
         for name in os.listdir(run_dir):
-            if name.startswith("model-") and name.endswith(".index"):
+            if name.startswith(_STEP_PREFIX) and name.endswith(".index"):
                 base = name[:-len(".index")]
                 found.setdefault(base, os.path.join(run_dir, base))
     return sorted(found.values(), key=lambda p: step_of(p) or -1, reverse=True)
@@ -102,25 +106,27 @@ def newest_up_to(run_dir, step):
 def remove_checkpoint(run_dir, step):
     """Removes model-<step>'s files and the temporary ones a save of it
     leaves (TensorFlow's model-<step>_temp folder, *.tempstate files)."""
-    prefix = "model-%d" % step
+    prefix = names.checkpoint_name(step)
     for name in os.listdir(run_dir):
         if name.startswith(prefix + ".") or name.startswith(prefix + "_temp"):
             _remove(os.path.join(run_dir, name))
 
 
-# What trainer.py writes through a temporary name (datasets.files.atomic_path
+# What trainer.py writes through a temporary name (files.atomic_path
 # makes ".<name>.<random>.tmp"), and what TensorFlow's Saver writes before it
 # renames: "model-<step>.index.tempstate<random>" (and .data-*), "model-<step>
 # .meta.tmp<random>", "checkpoint.tmp<random>", "model-<step>_temp/" (sharded).
-_OWN_TEMPORARIES = (".samples-", ".g_img_", ".config.json.", ".labeled_ids.txt.")
+_OWN_TEMPORARIES = tuple(files.TEMPORARY_START + start for start in (
+    names.SAMPLES_PREFIX, names.GENERATED_IMAGES_PREFIX, names.CONFIG_FILE + ".",
+    names.LABELED_IDS_FILE + "."))
 
 
 def _is_leftover(name):
-    if name.startswith(_OWN_TEMPORARIES) and name.endswith(".tmp"):
+    if name.startswith(_OWN_TEMPORARIES) and name.endswith(files.TEMPORARY_END):
         return True
     if name.startswith("checkpoint.tmp") or ".tempstate" in name:
         return True
-    return name.startswith("model-") and ("_temp" in name or ".tmp" in name)
+    return name.startswith(_STEP_PREFIX) and ("_temp" in name or ".tmp" in name)
 
 
 def _remove(path):
@@ -236,6 +242,29 @@ def check_shapes(checkpoint, variables, context=""):
                 "checkpoint %s does not fit this model: %s is %s there, but %s needs %s%s%s"
                 % (checkpoint, name, stored.get(name, "missing"), name, want, trained,
                    "; " + context if context else ""))
+
+
+def ema_restore_map(variables, use_ema):
+    """{checkpoint name: variable} restoring D's trainable variables from
+    their moving averages (use_ema) and everything else as saved."""
+    trainable = set(v.op.name for v in tf.trainable_variables())
+    saved_as = {}
+    for variable in variables:
+        name = variable.op.name
+        if use_ema and name in trainable and name.startswith(names.D_SCOPE + "/"):
+            name += "/" + names.EMA_NAME
+        saved_as[name] = variable
+    return saved_as
+
+
+def restore(sess, checkpoint, variables, use_ema, context=""):
+    """Restores `variables` from a training checkpoint, D's trainable ones
+    from their moving averages if use_ema (ema_restore_map), after checking
+    that the checkpoint holds each with its shape (`context`: what the
+    shapes come from, for the error)."""
+    saved_as = ema_restore_map(variables, use_ema)
+    check_shapes(checkpoint, saved_as, context)
+    tf.train.Saver(saved_as).restore(sess, checkpoint)
 
 
 def use_ema(saved, choice):

@@ -33,6 +33,13 @@ def _parse_hosts(text):
     return [h.strip() for h in text.split(",") if h.strip()] if text else []
 
 
+def _workers(cluster):
+    """[(job, task index)] of the cluster's workers, chief first: a task's
+    place in it is its worker index."""
+    return [("chief", i) for i in range(len(cluster.get("chief", [])))] + \
+           [("worker", i) for i in range(len(cluster.get("worker", [])))]
+
+
 def cluster_info(config, environ):
     """ClusterInfo from the flags or TF_CONFIG, or None for a single machine."""
     if config.job_name or config.ps_hosts or config.worker_hosts:
@@ -59,8 +66,7 @@ def cluster_info(config, environ):
         raise ConfigError("task %s:%d is not in the cluster %s" % (task_type, task_index, cluster))
     if not cluster.get("ps"):
         raise ConfigError("a multi-worker cluster needs at least one parameter server (ps)")
-    workers = [("chief", i) for i in range(len(cluster.get("chief", [])))] + \
-              [("worker", i) for i in range(len(cluster.get("worker", [])))]
+    workers = _workers(cluster)
     worker_index = workers.index((task_type, task_index)) if task_type != "ps" else None
     return ClusterInfo(cluster, task_type, task_index, worker_index, len(workers),
                        worker_index == 0)
@@ -84,6 +90,18 @@ def device_setter(info):
     return tf.train.replica_device_setter(
         worker_device="/job:%s/task:%d" % (info.task_type, info.task_index),
         cluster=tf.train.ClusterSpec(info.cluster))
+
+
+def local_step(sync_optimizer):
+    """The worker's local step of a SyncReplicasOptimizer (a variable on this
+    worker): the token its train op last took from the token queue, which
+    tells a token left over from a killed worker from the current one.
+
+    SyncReplicasOptimizer (TensorFlow 1.15's and 2.x's compat.v1) keeps it in
+    the private `_local_step` and has no public accessor (only
+    `local_step_init_op`, which sets it, and `variables()`, which leaves it
+    out), so this is the one place that reads the private attribute."""
+    return sync_optimizer._local_step
 
 
 class SyncWrapper(object):
@@ -112,8 +130,9 @@ class SyncWrapper(object):
         was never used") when it is collected."""
         for opt in self.optimizers:
             getattr(opt.ready_for_local_init_op, "mark_used", lambda: None)()
-        self._next_token = [tf.assign(opt._local_step, opt._sync_token_queue.dequeue())
-                            for opt in self.optimizers]
+        self._next_token = [
+            tf.assign(local_step(opt), opt.get_chief_queue_runner().queue.dequeue())
+            for opt in self.optimizers]
 
     def catch_up(self, sess, which, step):
         """After worker step `step` of optimizer `which` (0: D, 1: G): its
@@ -121,7 +140,7 @@ class SyncWrapper(object):
         A smaller one was left in the queue for a worker that was killed
         after sending its gradients; taking it would let this worker run a
         step ahead of the others, so it is dropped and the real one awaited."""
-        local = self.optimizers[which]._local_step
+        local = local_step(self.optimizers[which])
         token = sess.run(local)
         while token < step + 1:
             log.info("Dropped a token of step %d left by a worker that stopped", token)
@@ -232,9 +251,7 @@ class SyncThreads(object):
 
 def task_names(info):
     """'chief 0 (host:port)', 'worker 0 (host:port)', ... by worker index."""
-    tasks = [("chief", i) for i in range(len(info.cluster.get("chief", [])))] + \
-            [("worker", i) for i in range(len(info.cluster.get("worker", [])))]
-    return ["%s %d (%s)" % (job, i, info.cluster[job][i]) for job, i in tasks]
+    return ["%s %d (%s)" % (job, i, info.cluster[job][i]) for job, i in _workers(info.cluster)]
 
 
 class Progress(object):

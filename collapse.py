@@ -13,8 +13,6 @@ detector watches the two values the trainer logs and says so once, with the
 step, instead of letting a user find out hours later.
 """
 
-import collections
-
 UNLABELED_LOSS_FLOOR = 1e-3  # healthy runs stay above ~0.01; collapsed ones sit at 1e-3 - 1e-5
 PATIENCE = 5  # consecutive log lines below the floor before warning
 MATCHING_JUMP = 10.0  # feature matching this many times its level in the first epoch

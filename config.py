@@ -11,8 +11,9 @@ import os
 import textwrap
 
 from datasets import DATA_DIR
-from datasets.files import write_json_atomic
 from errors import ConfigError
+from files import write_json_atomic
+from names import CONFIG_FILE
 
 
 def _str2bool(value):
@@ -498,9 +499,6 @@ def add_weights_flag(parser):
         help="which discriminator weights to use: ema, the moving average a run trained "
              "with --ema_decay keeps (the paper evaluates those); raw, the trained weights; "
              "auto: ema when the run has it (default: %(default)s)")
-
-
-CONFIG_FILE = "config.json"
 
 
 def save_run_config(run_dir, config, extra):

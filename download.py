@@ -17,6 +17,7 @@ import logging
 import sys
 
 from datasets import DATA_DIR, fetch, prepare, registry, store
+from names import TFRECORD_FILES_PER_SPLIT
 from util import command_parser, load_tensorflow, report_user_errors, setup_logging
 
 log = logging.getLogger("download")
@@ -48,7 +49,7 @@ def parse_args(argv=None):
     parser.add_argument(
         "--force", action="store_true", help="prepare again even if the dataset is there")
     parser.add_argument(
-        "--num_tfrecord_files", type=int, default=8,
+        "--num_tfrecord_files", type=int, default=TFRECORD_FILES_PER_SPLIT,
         help="TFRecord files per split, read in parallel (default: %(default)s)")
     parser.add_argument(
         "--timeout", type=float, default=60,

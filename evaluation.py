@@ -16,11 +16,12 @@ import tensorflow.compat.v1 as tf
 import checkpoints
 import input_ops
 import model as model_lib
+import names
 import summaries
 from datasets import DATA_DIR, store
-from datasets.files import atomic_path, write_json_atomic
 from device import resolve_device, session_config
 from errors import ConfigError
+from files import atomic_path, write_json_atomic
 
 log = logging.getLogger("evaler")
 
@@ -74,10 +75,10 @@ def evaluate(checkpoint, model_config, cache, split, batch_size, session_conf=No
         logits = discriminator(batch["image"], training=False)
         predictions = tf.argmax(logits[:, :k], axis=1, output_type=tf.int32)
         with tf.Session(config=session_conf) as sess:
-            model_lib.restore(sess, checkpoint, tf.global_variables(scope=model_lib.D_SCOPE + "/"),
-                              use_ema, "the %s split is %s" % (
-                                  split, checkpoints.shape_text(cache.image_shape,
-                                                                cache.num_classes)))
+            checkpoints.restore(sess, checkpoint, tf.global_variables(scope=names.D_SCOPE + "/"),
+                                use_ema, "the %s split is %s" % (
+                                    split, checkpoints.shape_text(cache.image_shape,
+                                                                  cache.num_classes)))
             ids, labels, predicted = [], [], []
             seconds = 0.0
             while True:
@@ -112,7 +113,7 @@ def class_sample_grid(checkpoint, model_config, per_class, session_conf=None,
         chosen = tf.placeholder(tf.float32, [k * per_class, height, width, channels])
         png = summaries.encode_grid_png(chosen, columns=per_class)
         with tf.Session(config=session_conf) as sess:
-            model_lib.restore(sess, checkpoint, tf.global_variables(), use_ema)
+            checkpoints.restore(sess, checkpoint, tf.global_variables(), use_ema)
             pictures, probs = sess.run([images, probabilities])
             grid = -np.ones([k * per_class, height, width, channels], np.float32)
             predicted = probs.argmax(axis=1)

@@ -12,8 +12,8 @@ import tensorflow.compat.v1 as tf
 
 import checkpoints
 import model as model_lib
-from datasets.files import atomic_path
 from errors import ConfigError
+from files import atomic_path
 
 log = logging.getLogger("export")
 
@@ -32,7 +32,7 @@ def frozen_graph_def(checkpoint, saved, batch_size=None, use_ema=False):
         class_logits = tf.identity(logits[:, :k], name=OUTPUT_NAMES[0])
         tf.nn.softmax(class_logits, name=OUTPUT_NAMES[1])
         with tf.Session() as sess:
-            model_lib.restore(sess, checkpoint, tf.global_variables(), use_ema)
+            checkpoints.restore(sess, checkpoint, tf.global_variables(), use_ema)
             frozen = tf.graph_util.convert_variables_to_constants(
                 sess, graph.as_graph_def(), list(OUTPUT_NAMES))
     return tf.graph_util.remove_training_nodes(frozen, protected_nodes=list(OUTPUT_NAMES))

@@ -40,14 +40,12 @@ from tqdm import tqdm
 
 from datasets import store
 from datasets.errors import DatasetError
-from datasets.files import atomic_path, replace_dir, staging_dir, write_json_atomic
+from files import atomic_path, replace_dir, staging_dir, write_json_atomic
+from names import TFRECORD_FILES_PER_SPLIT, TFRECORD_FOLDER, TFRECORD_MANIFEST
 
 log = logging.getLogger(__name__)
 
-CACHE_FOLDER = "tfrecords"
-MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
-DEFAULT_NUM_FILES = 8  # divisible by 1, 2, 4, 8 workers, so each reads whole files
 RECORD_ORDER_SEED = 0  # the fixed order records are spread over the files in
 # Records in the shuffle buffer: a whole epoch of every dataset here (SVHN's
 # 73,257 the largest), so each epoch is a uniformly random permutation, as
@@ -81,7 +79,7 @@ def _fingerprint(info):
 def _load_cache(info, cache_dir):
     """The cache if it exists, is complete and matches the dataset; else None."""
     try:
-        with open(os.path.join(cache_dir, MANIFEST)) as f:
+        with open(os.path.join(cache_dir, TFRECORD_MANIFEST)) as f:
             manifest = json.load(f)
     except (IOError, OSError, ValueError):
         return None
@@ -126,7 +124,7 @@ def _write_split(out_dir, split, ids, images, labels, num_files, bar):
     return {"files": names, "num_examples": len(ids), "labels": labels_name}
 
 
-def prepare_tfrecords(info, num_files=DEFAULT_NUM_FILES, examples=None, force=False,
+def prepare_tfrecords(info, num_files=TFRECORD_FILES_PER_SPLIT, examples=None, force=False,
                       progress=True):
     """Converts a dataset to TFRecord files unless an up-to-date cache exists.
 
@@ -140,7 +138,7 @@ def prepare_tfrecords(info, num_files=DEFAULT_NUM_FILES, examples=None, force=Fa
     Returns:
       TFRecordCache.
     """
-    cache_dir = os.path.join(info.path, CACHE_FOLDER)
+    cache_dir = os.path.join(info.path, TFRECORD_FOLDER)
     cache = None if force else _load_cache(info, cache_dir)
     if cache is not None:
         return cache
@@ -150,7 +148,7 @@ def prepare_tfrecords(info, num_files=DEFAULT_NUM_FILES, examples=None, force=Fa
     with staging_dir(cache_dir, "building") as staging, \
             tqdm(total=total, desc="writing TFRecords", unit="img", leave=False,
                  disable=None if progress else True) as bar:
-        out = os.path.join(staging, CACHE_FOLDER)
+        out = os.path.join(staging, TFRECORD_FOLDER)
         os.makedirs(out)
         splits = collections.OrderedDict()
         for split, ids in info.splits.items():
@@ -164,7 +162,7 @@ def prepare_tfrecords(info, num_files=DEFAULT_NUM_FILES, examples=None, force=Fa
                 raise DatasetError("%s split: %d ids but %d examples given"
                                    % (split, len(ids), len(images)))
             splits[split] = _write_split(out, split, ids, images, labels, num_files, bar)
-        write_json_atomic(os.path.join(out, MANIFEST),
+        write_json_atomic(os.path.join(out, TFRECORD_MANIFEST),
                           {"fingerprint": fingerprint, "splits": splits})
         if _load_cache(info, cache_dir) is None:  # another process may have finished first
             replace_dir(out, cache_dir)

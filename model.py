@@ -8,22 +8,18 @@ steps. D has K+1 outputs: K real classes and "fake".
 """
 
 import collections
-import os
 
 import numpy as np
 import tensorflow.compat.v1 as tf
 
-import checkpoints
 import ops
 import paper_nets
 import precision
 from config import ARCHS, BN_DECAY, DECONV_TYPES
+from names import D_SCOPE, EMA_NAME, G_SCOPE, dataset_name
 
-D_SCOPE = "Discriminator"
-G_SCOPE = "Generator"
 D_CHANNELS = (32, 64, 128, 256, 256, 512)  # then 512 for deeper layers
 G_FC_UNITS = 1024
-EMA_NAME = "ExponentialMovingAverage"  # suffix of the moving averages' variable names
 
 ModelConfig = collections.namedtuple(
     "ModelConfig", "image_shape num_classes n_z norm_type deconv_type bn_decay arch "
@@ -46,7 +42,7 @@ def config_from_flags(flags, image_shape, num_classes):
     only networks a run could train without those flags."""
     return ModelConfig(tuple(image_shape), num_classes, flags["n_z"], flags["norm_type"],
                        flags["deconv_type"], flags["bn_decay"], flags.get("arch", "reference"),
-                       os.path.basename(os.path.normpath(flags["dataset"])).upper(),
+                       dataset_name(flags["dataset"]),
                        flags.get("minibatch_kernels", 0))
 
 
@@ -347,25 +343,3 @@ def model_variables(variables):
     return [v for v in variables if v.op.name.startswith((D_SCOPE + "/", G_SCOPE + "/"))
             and not v.op.name.endswith("/" + EMA_NAME)]
 
-
-def ema_restore_map(variables, use_ema):
-    """{checkpoint name: variable} restoring D's trainable variables from
-    their moving averages (use_ema) and everything else as saved."""
-    trainable = set(v.op.name for v in tf.trainable_variables())
-    names = {}
-    for variable in variables:
-        name = variable.op.name
-        if use_ema and name in trainable and name.startswith(D_SCOPE + "/"):
-            name += "/" + EMA_NAME
-        names[name] = variable
-    return names
-
-
-def restore(sess, checkpoint, variables, use_ema, context=""):
-    """Restores `variables` from a training checkpoint, D's trainable ones
-    from their moving averages if use_ema (ema_restore_map), after checking
-    that the checkpoint holds each with its shape (`context`: what the
-    shapes come from, for the error)."""
-    names = ema_restore_map(variables, use_ema)
-    checkpoints.check_shapes(checkpoint, names, context)
-    tf.train.Saver(names).restore(sess, checkpoint)

@@ -34,6 +34,7 @@ import numpy as np
 import tensorflow.compat.v1 as tf
 
 import ops
+from names import D_SCOPE, G_SCOPE
 
 MLP_UNITS = (1000, 500, 250, 250, 250)
 MLP_INPUT_NOISE = 0.3
@@ -63,7 +64,7 @@ class MLPDiscriminator(object):
     """[B, H, W, 1] in [-1, 1] -> K+1 logits (last 0); features: the last
     250-unit layer's output (before its noise), which the paper matches."""
 
-    def __init__(self, num_classes, minibatch_kernels=0, name="Discriminator"):
+    def __init__(self, num_classes, minibatch_kernels=0, name=D_SCOPE):
         self.num_classes = num_classes
         self.minibatch_kernels = minibatch_kernels
         self.name = name
@@ -94,7 +95,7 @@ class MLPDiscriminator(object):
 class MLPGenerator(object):
     """z [B, n_z] in [-1, 1] -> images [B, H, W, 1] in [-1, 1]."""
 
-    def __init__(self, image_shape, name="Generator"):
+    def __init__(self, image_shape, name=G_SCOPE):
         self.image_shape = tuple(image_shape)
         self.name = name
 
@@ -121,7 +122,7 @@ class ConvDiscriminator(object):
     globally pooled last layer, which the paper matches."""
 
     def __init__(self, num_classes, widths=CONV_WIDTHS["CIFAR10"], minibatch_kernels=0,
-                 name="Discriminator"):
+                 name=D_SCOPE):
         self.num_classes = num_classes
         self.widths = tuple(widths)
         self.minibatch_kernels = minibatch_kernels
@@ -162,7 +163,7 @@ class ConvDiscriminator(object):
 class ConvGenerator(object):
     """z [B, n_z] in [-1, 1] -> images [B, 32, 32, 3] in [-1, 1]."""
 
-    def __init__(self, image_shape=(32, 32, 3), name="Generator"):
+    def __init__(self, image_shape=(32, 32, 3), name=G_SCOPE):
         self.image_shape = tuple(image_shape)
         self.name = name
 

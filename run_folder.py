@@ -23,24 +23,20 @@ import checkpoints
 import precision
 from config import (LEGACY_VALUES, MODEL_FLAGS, TrainConfig, apply_recipe, load_run_config,
                     save_run_config)
-from datasets.files import atomic_path
 from errors import ConfigError
+from files import atomic_path
+from names import (D_NPU_LOSS_SCALE, LABELED_IDS_FILE, LOCK_FILE, LOG_FILE, RUN_ROOT,
+                   dataset_name)
 from util import add_log_file
 
 log = logging.getLogger("trainer")
-
-RUN_ROOT = "train_dir"
-LOCK_FILE = ".trainer.lock"
-LABELED_IDS_FILE = "labeled_ids.txt"
-LOG_FILE = "train.log"
-
 
 def default_run_dir(config, root=RUN_ROOT, job_id=None):
     """The reference's run folder name under `root`. Cards of one multi-card
     job must agree on it without talking, so they use the job id instead of
     the time."""
     name = "%s-%s_lr_g_%s_d_%s_update_G%dD1-%s" % (
-        config.prefix, os.path.basename(os.path.normpath(config.dataset)).upper(),
+        config.prefix, dataset_name(config.dataset),
         config.learning_rate_g, config.learning_rate_d, config.update_rate,
         "job%s" % job_id if job_id else time.strftime("%Y%m%d-%H%M%S"))
     return os.path.join(root, name)
@@ -139,7 +135,7 @@ def check_resumed_device(run_dir, saved, checkpoint, device, precision_mode):
     variables (and Adam's powers under other names), which a CPU/GPU
     checkpoint, or an NPU one from before that loss scaling, does not hold."""
     saved = saved.get("device_resolved")
-    scaled = tf.train.load_checkpoint(checkpoint).has_tensor("train/d_optimize/loss_scale")
+    scaled = tf.train.load_checkpoint(checkpoint).has_tensor(D_NPU_LOSS_SCALE)
     if saved and (saved == "npu") != (device == "npu"):
         problem = "was trained on the %s and this process trains on the %s" % (
             saved.upper(), device.upper())

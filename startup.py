@@ -30,6 +30,7 @@ from config import check_method_flags
 from datasets import store
 from device import resolve_device
 from errors import ConfigError
+from names import RUN_ROOT
 from schedule import Schedule
 
 log = logging.getLogger("trainer")
@@ -101,10 +102,10 @@ def place(config, environ, workers=None):
         cache = config.cache_dir if rank.size == 1 else os.path.join(
             config.cache_dir, "rank%d" % rank.rank)  # cards do not copy over each other
         config = config._replace(data_dir=modelarts.fetch_data(config.data_url, cache))
-    root, upload_to = run_folder.RUN_ROOT, None
+    root, upload_to = RUN_ROOT, None
     if config.train_url:
         if modelarts.is_obs(config.train_url):
-            root, upload_to = os.path.join(config.cache_dir, run_folder.RUN_ROOT), config.train_url
+            root, upload_to = os.path.join(config.cache_dir, RUN_ROOT), config.train_url
         else:
             root = config.train_url
     if workers is not None:

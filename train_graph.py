@@ -21,6 +21,7 @@ import divergence
 import input_ops
 import losses as losses_lib
 import model as model_lib
+import names
 import ops
 import platforms
 import precision
@@ -268,7 +269,7 @@ def _build_steps(config, model, global_step, image_shape, platform):
     with tf.name_scope("loss"):
         losses = build_losses(config, model, global_step, image_shape)
     wrapper, loss_scaling = platform.optimizer_wrapper(config)
-    with tf.name_scope("train"):
+    with tf.name_scope(names.TRAIN_SCOPE):
         train_ops = train_ops_lib.build_train_ops(losses, global_step,
                                                   optim_config(config, loss_scaling), wrapper)
     with tf.name_scope("divergence"):

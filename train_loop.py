@@ -28,9 +28,10 @@ import startup
 import step_log
 import train_graph
 from collapse import CollapseDetector
-from datasets.files import atomic_path
 from divergence import DivergenceWatch
 from errors import ConfigError
+from files import atomic_path
+from names import CHECKPOINT_PREFIX, generated_images_file, samples_file
 from schedule import Schedule
 from util import progress_bar
 
@@ -491,17 +492,17 @@ def step_line(split, step, supervised_loss, d_loss, g_loss, accuracy, sec_per_ba
 def save_checkpoint(sess, graph, run_dir, step, dump_result=False):
     """Writes checkpoint model-<step>, samples-<step>.png and (dump_result)
     g_img_<step>.hdf5, each whole or not at all. Returns the checkpoint path."""
-    path = graph.saver.save(sess, os.path.join(run_dir, "model"), global_step=step)
+    path = graph.saver.save(sess, os.path.join(run_dir, CHECKPOINT_PREFIX), global_step=step)
     png, images = sess.run([graph.eval.sample_png, graph.eval.sample_images])
     clear_float_status(sess, graph)  # an overflow in G's samples must not skip a step
-    with atomic_path(os.path.join(run_dir, "samples-%d.png" % step)) as tmp:
+    with atomic_path(os.path.join(run_dir, samples_file(step))) as tmp:
         with open(tmp, "wb") as f:
             f.write(png)
     if dump_result:
-        with atomic_path(os.path.join(run_dir, "g_img_%d.hdf5" % step)) as tmp:
+        with atomic_path(os.path.join(run_dir, generated_images_file(step))) as tmp:
             with h5py.File(tmp, "w") as h5:
                 h5["image"] = images
-    log.info("Saved checkpoint %s and samples-%d.png", path, step)
+    log.info("Saved checkpoint %s and %s", path, samples_file(step))
     return path
 
 

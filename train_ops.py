@@ -26,7 +26,7 @@ import tensorflow.compat.v1 as tf
 
 import precision
 from config import ADAM_BETA1, OPTIMIZERS
-from model import D_SCOPE, EMA_NAME, G_SCOPE
+from names import D_OPTIMIZE_SCOPE, D_SCOPE, EMA_NAME, G_OPTIMIZE_SCOPE, G_SCOPE
 
 ADAM_BETA2 = 0.999
 PAPER_ADAM_EPSILON = 1e-8  # inside the square root
@@ -319,11 +319,11 @@ def build_train_ops(losses, global_step, config, wrap_optimizer=None):
     both = d_updates + g_updates
     d_train, d_grad_norm, d_health = _minimize(
         losses.d_loss, d_vars, rates[0], config.beta1, config.clip_norm, global_step, both,
-        "d_optimize", wrap_optimizer, config.historical_weight, config.loss_scaling,
+        D_OPTIMIZE_SCOPE, wrap_optimizer, config.historical_weight, config.loss_scaling,
         config.optimizer)
     g_train, g_grad_norm, g_health = _minimize(
         losses.g_loss, g_vars, rates[1], config.beta1, config.clip_norm, global_step, both,
-        "g_optimize", wrap_optimizer, config.historical_weight, config.loss_scaling,
+        G_OPTIMIZE_SCOPE, wrap_optimizer, config.historical_weight, config.loss_scaling,
         config.optimizer)
     ema, sync = None, tf.no_op(name="sync_averages")
     d_train_without_ema = d_train

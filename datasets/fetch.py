@@ -14,7 +14,7 @@ import urllib.request
 from tqdm import tqdm
 
 from datasets.errors import DownloadError
-from datasets.files import md5sum
+from files import md5sum
 
 log = logging.getLogger(__name__)
 

@@ -9,8 +9,8 @@ from tqdm import tqdm
 
 from datasets import fetch, store
 from datasets.errors import DataFormatError
-from datasets.files import replace_dir, staging_dir
 from datasets.registry import local_paths
+from files import replace_dir, staging_dir
 
 log = logging.getLogger(__name__)
 

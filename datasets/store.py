@@ -16,7 +16,7 @@ import numpy as np
 
 from datasets import DATA_DIR
 from datasets.errors import DatasetError
-from datasets.files import write_text_atomic
+from files import write_text_atomic
 
 log = logging.getLogger(__name__)
 

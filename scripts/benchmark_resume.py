@@ -29,6 +29,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from datasets import DATA_DIR  # noqa: E402
+from names import CHECKPOINT_PREFIX  # noqa: E402
 
 
 def main(argv=None):
@@ -89,7 +90,7 @@ def checkpoint_at(source, target, step):
     import tensorflow.compat.v1 as tf
     shutil.copytree(source, target)
     for name in os.listdir(target):
-        if name.startswith("model-") or name == "checkpoint":
+        if name.startswith(CHECKPOINT_PREFIX + "-") or name == "checkpoint":
             os.remove(os.path.join(target, name))
     reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(source))
     with tf.Graph().as_default():
@@ -99,7 +100,7 @@ def checkpoint_at(source, target, step):
                      for name in reader.get_variable_to_shape_map()]
         with tf.Session() as sess:
             sess.run(tf.global_variables_initializer())
-            tf.train.Saver(variables).save(sess, os.path.join(target, "model"),
+            tf.train.Saver(variables).save(sess, os.path.join(target, CHECKPOINT_PREFIX),
                                            global_step=step)
 
 

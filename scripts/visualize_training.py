@@ -19,6 +19,8 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from names import LOG_FILE, SAMPLES_PREFIX  # noqa: E402
+
 VAL_LINE = re.compile(r"\[val   step +(\d+)\] .* Accuracy: (\d+\.\d+) ")
 
 
@@ -38,8 +40,8 @@ def parse_args(argv=None):
 def sample_grids(run_dir):
     """[(step, path)] of the run's samples-<step>.png, by step."""
     found = []
-    for path in glob.glob(os.path.join(run_dir, "samples-*.png")):
-        match = re.match(r"samples-(\d+)\.png$", os.path.basename(path))
+    for path in glob.glob(os.path.join(run_dir, SAMPLES_PREFIX + "*.png")):
+        match = re.match(re.escape(SAMPLES_PREFIX) + r"(\d+)\.png$", os.path.basename(path))
         if match:
             found.append((int(match.group(1)), path))
     return sorted(found)
@@ -65,7 +67,7 @@ def scalar_curves(run_dir):
 
 def val_accuracy(run_dir):
     """([steps], [accuracy]) of the [val ...] lines of train.log."""
-    path = os.path.join(run_dir, "train.log")
+    path = os.path.join(run_dir, LOG_FILE)
     points = {}
     if os.path.isfile(path):
         with open(path) as f:
@@ -77,7 +79,7 @@ def val_accuracy(run_dir):
 
 
 def _save_atomic(save, path):
-    from datasets.files import atomic_path
+    from files import atomic_path
     with atomic_path(path) as tmp:
         save(tmp)
     return path

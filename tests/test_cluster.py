@@ -21,6 +21,7 @@ import train_loop
 from config import parse_train_config
 from conftest import network_weights
 from errors import ConfigError
+from names import EMA_NAME
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HOSTS = {"chief": ["127.0.0.1:1"], "worker": ["127.0.0.1:2", "127.0.0.1:3"],
@@ -117,11 +118,10 @@ def test_two_workers_train_in_lock_step_and_resume(data, tmp_path):
     # cluster it averages the weights that step started from (the variables'
     # snapshot crosses the network before the update) with the decay of the
     # global step before it: min(0.9, (1 + 2) / (10 + 2)).
-    import model as model_lib
     before, after = (tf.train.load_checkpoint(os.path.join(run_dir, "model-%d" % s))
                      for s in (2, 3))
     decay = min(0.9, 3.0 / 12.0)
-    suffix = "/" + model_lib.EMA_NAME
+    suffix = "/" + EMA_NAME
     averages = [n for n in after.get_variable_to_shape_map() if n.endswith(suffix)]
     assert len(averages) > 5
     for name in averages:

@@ -10,6 +10,7 @@ import tensorflow.compat.v1 as tf
 
 import input_ops
 from datasets import store
+from names import TFRECORD_MANIFEST
 
 SHAPE = (8, 6, 3)  # H != W, so a transposed image cannot pass
 NUM_CLASSES = 4
@@ -241,7 +242,7 @@ def test_labeled_stream_yields_only_the_subset(toy):
 
 def test_cache_is_reused_and_rebuilt_when_the_data_changes(own_toy):
     info, cache, arrays = own_toy
-    manifest = os.path.join(cache.path, input_ops.MANIFEST)
+    manifest = os.path.join(cache.path, TFRECORD_MANIFEST)
     stamp = os.stat(manifest).st_mtime_ns
     again = input_ops.prepare_tfrecords(store.open_dataset(info.path), num_files=4,
                                         progress=False)

@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 
 import checkpoints
-import run_folder
 from conftest import RESUMABLE_RUNS, RESUMABLE_STEPS, checkpoint_values, train_lines
+from names import LOCK_FILE
 
 pytestmark = pytest.mark.slow  # every test here trains or runs commands
 
@@ -89,7 +89,7 @@ def kill_at(mode, rng, process, run_dir):
 
 
 def lock_is_free(run_dir):
-    path = os.path.join(run_dir, run_folder.LOCK_FILE)
+    path = os.path.join(run_dir, LOCK_FILE)
     if not os.path.isfile(path):
         return True
     with open(path) as handle:

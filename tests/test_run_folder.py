@@ -10,8 +10,9 @@ import pytest
 import tensorflow.compat.v1 as tf
 
 import run_folder
-from config import CONFIG_FILE, LEGACY_VALUES, parse_train_config, save_run_config
+from config import LEGACY_VALUES, parse_train_config, save_run_config
 from errors import ConfigError
+from names import CONFIG_FILE, LABELED_IDS_FILE, LOG_FILE
 
 
 def flags(*argv):
@@ -120,7 +121,7 @@ def test_the_writer_holds_the_lock_logs_to_train_log_and_removes_leftovers(tmp_p
     assert not set(leftovers) & set(os.listdir(run_dir))
     assert os.path.isfile(os.path.join(run_dir, "model-5.index"))  # the checkpoint stays
     assert "Removed what an interrupted save left in %s" % run_dir in caplog.text
-    with open(os.path.join(run_dir, run_folder.LOG_FILE)) as f:
+    with open(os.path.join(run_dir, LOG_FILE)) as f:
         assert "a line for the run's log" in f.read()
     run_folder.lock_run_dir(run_dir).close()  # released
     with run_folder.open_run_folder(str(tmp_path / "made"), 0):
@@ -135,7 +136,7 @@ def test_config_and_labeled_ids_are_written_for_a_new_run_only(tmp_path):
                                 {"num_labeled": "command line"})
     saved = json.load(open(os.path.join(run_dir, CONFIG_FILE)))
     assert saved["num_labeled"] == 20 and saved["labels_per_class"] == 2
-    assert saved["labeled_ids_file"] == run_folder.LABELED_IDS_FILE
+    assert saved["labeled_ids_file"] == LABELED_IDS_FILE
     assert saved["flag_sources"] == {"num_labeled": "command line"}
     run_folder.check_labeled_ids(run_dir, ["a", "b"])
     # resuming rewrites config.json but keeps the labels the run started with
@@ -143,6 +144,6 @@ def test_config_and_labeled_ids_are_written_for_a_new_run_only(tmp_path):
     run_folder.check_labeled_ids(run_dir, ["a", "b"])
     with pytest.raises(ConfigError, match="lists other labeled examples"):
         run_folder.check_labeled_ids(run_dir, ["c", "d"])
-    os.remove(os.path.join(run_dir, run_folder.LABELED_IDS_FILE))
+    os.remove(os.path.join(run_dir, LABELED_IDS_FILE))
     with pytest.raises(ConfigError, match="has no labeled_ids.txt"):
         run_folder.check_labeled_ids(run_dir, ["a", "b"])

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
 
+import checkpoints
 import evaler
 import evaluation
 import inference_graph
@@ -24,6 +25,7 @@ import train_ops as train_ops_lib
 import trainer
 from conftest import RESUMABLE_RUNS, RESUMABLE_STEPS, checkpoint_values, train_lines
 from datasets import store
+from names import EMA_NAME, LABELED_IDS_FILE
 
 # The paper's recipe (its learning rates, Adam, moving average) at a test's scale.
 RECIPE = ["--arch", "paper", "--batch_size", "20", "--n_z", "16", "--log_step", "10",
@@ -47,7 +49,7 @@ def semi_run(data, tmp_path_factory):
 def test_labeled_ids_are_balanced_training_ids_chosen_by_the_seed(semi_run, data):
     run_dir, status = semi_run
     assert status == 0
-    with open(os.path.join(run_dir, run_folder.LABELED_IDS_FILE)) as f:
+    with open(os.path.join(run_dir, LABELED_IDS_FILE)) as f:
         ids = [line.strip() for line in f]
     info = store.open_dataset(data["easy"])
     train_ids, test_ids = info.splits["train"], info.splits["test"]
@@ -132,7 +134,7 @@ def test_data_dependent_init_is_logged_and_the_moving_average_saved(semi_run):
     # which has moved away from the weights it follows (decay 0.99, 40 steps)
     reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(semi_run[0]))
     names = reader.get_variable_to_shape_map()
-    suffix = "/" + model_lib.EMA_NAME
+    suffix = "/" + EMA_NAME
     averaged = sorted(n[:-len(suffix)] for n in names if n.endswith(suffix))
     with tf.Graph().as_default():
         config = model_lib.config_of_run(json.load(open(os.path.join(semi_run[0],
@@ -363,9 +365,9 @@ def test_export_freezes_the_moving_average_weights(semi_run, tmp_path):
             config = model_lib.config_of_run(json.load(open(os.path.join(run_dir,
                                                                          "config.json"))))
             out = model_lib.networks(config)[0](tf.constant(images), training=False)
-            names = model_lib.ema_restore_map(tf.global_variables(), use_ema)
+            saved_as = checkpoints.ema_restore_map(tf.global_variables(), use_ema)
             with tf.Session() as sess:
-                tf.train.Saver(names).restore(sess, checkpoint)
+                tf.train.Saver(saved_as).restore(sess, checkpoint)
                 return sess.run(out)[:, :10]
     np.testing.assert_allclose(frozen, restored(True), rtol=1e-4, atol=1e-5)
     assert not np.allclose(frozen, restored(False), rtol=1e-4, atol=1e-5)

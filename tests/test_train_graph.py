@@ -5,13 +5,13 @@ import pytest
 import tensorflow.compat.v1 as tf
 
 import input_ops
-import model as model_lib
 import run_folder
 import startup
 import train_graph
 from config import parse_train_config
 from datasets import store
 from errors import ConfigError
+from names import EMA_NAME
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +61,7 @@ def test_the_papers_run_has_its_streams_initialisation_and_moving_average(easy):
     assert graph.data_init_ops  # the weight-normalised layers of the paper's MLPs
     assert graph.train_ops.ema is not None
     names = [v.op.name for v in graph.model_variables]
-    assert names and not [n for n in names if n.endswith("/" + model_lib.EMA_NAME)]
+    assert names and not [n for n in names if n.endswith("/" + EMA_NAME)]
     assert type(graph.losses).__name__ == "ImprovedGANLosses"
     assert train_graph.feature_norm(config, (16, 16, 1)) == "l2"
     assert train_graph.feature_norm(config, (32, 32, 3)) == "l1"

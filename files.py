@@ -7,6 +7,9 @@ import os
 import shutil
 import tempfile
 
+# atomic_path's temporary names: ".<name>.<random>.tmp", hidden and beside the file
+TEMPORARY_START, TEMPORARY_END = ".", ".tmp"
+
 
 def md5sum(path, chunk_size=1 << 20):
     """Hex MD5 digest of a file's contents."""
@@ -22,8 +25,8 @@ def atomic_path(path):
     """Yields a temporary name beside `path`; renames it to `path` only if the
     block finishes without an exception, and removes it otherwise."""
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",
-                               dir=directory)
+    fd, tmp = tempfile.mkstemp(prefix=TEMPORARY_START + os.path.basename(path) + ".",
+                               suffix=TEMPORARY_END, dir=directory)
     os.close(fd)
     umask = os.umask(0)
     os.umask(umask)
