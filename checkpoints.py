@@ -13,7 +13,7 @@ import tensorflow.compat.v1 as tf
 
 import files
 import names
-from config import load_run_config
+from run_config import load_run_config
 from errors import ConfigError
 
 log = logging.getLogger(__name__)

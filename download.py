@@ -17,6 +17,7 @@ import logging
 import sys
 
 from datasets import DATA_DIR, fetch, prepare, registry, store
+from flag_table import add_flags
 from names import TFRECORD_FILES_PER_SPLIT
 from util import command_parser, load_tensorflow, report_user_errors, setup_logging
 
@@ -55,7 +56,7 @@ def parse_args(argv=None):
         "--timeout", type=float, default=60,
         help="seconds without data before a download is abandoned (default: %(default)s)")
     parser.add_argument("--no_progress", action="store_true", help="no progress bars")
-    parser.add_argument("--debug", action="store_true", help="log debugging detail")
+    add_flags(parser, ("debug",))  # as the trainer's
     return parser.parse_args(argv)
 
 

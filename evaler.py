@@ -21,7 +21,7 @@ loads is read (newer damaged ones are skipped with a warning).
 import logging
 import sys
 
-from config import DEVICES, add_checkpoint_flag, add_weights_flag
+from flag_table import add_checkpoint_flag, add_flags, add_weights_flag
 from util import command_parser, load_tensorflow, run_tf_command, setup_logging
 
 log = logging.getLogger("evaler")
@@ -42,8 +42,7 @@ def parse_args(argv=None):
     add_weights_flag(parser)
     parser.add_argument("--samples_per_class", type=int, default=10,
                         help="columns of the sample grid (default: %(default)s; 0: no grid)")
-    parser.add_argument("--device", default="auto", choices=DEVICES)
-    parser.add_argument("--debug", action="store_true", help="log debugging detail")
+    add_flags(parser, ("device", "debug"))  # as the trainer's
     return parser.parse_args(argv)
 
 

@@ -20,7 +20,7 @@ A text copy of the graph is written beside it (<output>.pbtxt).
 import logging
 import sys
 
-from config import add_checkpoint_flag, add_weights_flag
+from flag_table import add_checkpoint_flag, add_flags, add_weights_flag
 from util import command_parser, load_tensorflow, run_tf_command, setup_logging
 
 log = logging.getLogger("export")
@@ -33,7 +33,7 @@ def parse_args(argv=None):
     parser.add_argument("--batch_size", type=int, default=None,
                         help="a fixed batch size for the input (default: any)")
     add_weights_flag(parser)
-    parser.add_argument("--debug", action="store_true", help="log debugging detail")
+    add_flags(parser, ("debug",))  # as the trainer's
     return parser.parse_args(argv)
 
 

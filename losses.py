@@ -31,7 +31,7 @@ import collections
 import tensorflow.compat.v1 as tf
 
 import ops
-from config import FEATURE_NORMS
+from flag_table import FEATURE_NORMS
 from model import has_unlabeled_batch
 
 FAKE_LABEL_ALPHA = 0.9  # probability mass on "fake" in D's target for generated images

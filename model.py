@@ -15,7 +15,7 @@ import tensorflow.compat.v1 as tf
 import ops
 import paper_nets
 import precision
-from config import ARCHS, BN_DECAY, DECONV_TYPES
+from flag_table import ARCHS, BN_DECAY, DECONV_TYPES
 from names import D_SCOPE, EMA_NAME, G_SCOPE, dataset_name
 
 D_CHANNELS = (32, 64, 128, 256, 256, 512)  # then 512 for deeper layers

@@ -17,7 +17,7 @@ import zlib
 import numpy as np
 import tensorflow.compat.v1 as tf
 
-from config import BN_DECAY, NORM_TYPES
+from flag_table import BN_DECAY, NORM_TYPES
 
 BATCH_NORM_EPSILON = 1e-3  # contrib.layers.batch_norm's default, as the reference used
 INSTANCE_NORM_EPSILON = 1e-6

@@ -27,7 +27,6 @@ import os
 import tensorflow.compat.v1 as tf
 
 import cann
-from config import PRECISIONS
 from errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -66,16 +65,9 @@ LOSS_SCALE_INITIAL = 2.0 ** 15
 LOSS_SCALE_PERIOD = 2000  # finite steps before the scale doubles
 
 
-def check_precision(precision):
-    if precision not in PRECISIONS:
-        raise ConfigError("--precision must be one of %s, got %r"
-                          % (", ".join(PRECISIONS), precision))
-
-
 def compute_dtype(precision, device):
     """The dtype the graph's networks use: float32 on the NPU (its adapter
     converts the float32 graph), else the precision's."""
-    check_precision(precision)
     return tf.float32 if device == "npu" else DTYPES[precision]
 
 
@@ -114,7 +106,6 @@ def npu_precision_mode(precision, precision_mode=None, installed=cann.UNKNOWN):
     CANN is known to take it, else allow_fp32_to_fp16 with one warning
     saying why; fp16 -> allow_mix_precision. An explicit --precision_mode
     wins (with fp16 it must agree) unless the CANN is known not to take it."""
-    check_precision(precision)
     if precision == "bf16":
         raise ConfigError("--precision bf16: the Ascend 910's adapter has no bfloat16 mode "
                           "(its precision modes compute in float16); use --precision fp16, "

@@ -21,8 +21,9 @@ import tensorflow.compat.v1 as tf
 
 import checkpoints
 import precision
-from config import (LEGACY_VALUES, MODEL_FLAGS, TrainConfig, apply_recipe, load_run_config,
-                    save_run_config)
+from flag_table import TrainConfig
+from recipes import apply_recipe
+from run_config import FIXED_FLAGS, LEGACY_VALUES, load_run_config, save_run_config
 from errors import ConfigError
 from files import atomic_path
 from names import (D_NPU_LOSS_SCALE, LABELED_IDS_FILE, LOCK_FILE, LOG_FILE, RUN_ROOT,
@@ -72,7 +73,7 @@ def resolve_run(config, explicit):
             kept[name] = "what runs before this flag were trained with"
         elif name in explicit or name not in saved:
             merged[name] = getattr(config, name)
-            if name in MODEL_FLAGS and name in saved and saved[name] != merged[name]:
+            if name in FIXED_FLAGS and name in saved and saved[name] != merged[name]:
                 raise ConfigError("%s was trained with --%s %s; resume it with the same value "
                                   "or start a new --train_dir" % (run_dir, name, saved[name]))
         else:

@@ -26,7 +26,7 @@ import paper_nets
 import platforms
 import precision
 import run_folder
-from config import check_method_flags
+from flag_rules import check_method_flags
 from datasets import store
 from device import resolve_device
 from errors import ConfigError

@@ -25,7 +25,7 @@ import collections
 import tensorflow.compat.v1 as tf
 
 import precision
-from config import ADAM_BETA1, OPTIMIZERS
+from flag_table import ADAM_BETA1, OPTIMIZERS
 from names import D_OPTIMIZE_SCOPE, D_SCOPE, EMA_NAME, G_OPTIMIZE_SCOPE, G_SCOPE
 
 ADAM_BETA2 = 0.999

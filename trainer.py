@@ -18,7 +18,9 @@ exiting; pointing --train_dir at the folder resumes it.
 import logging
 import sys
 
-from config import parse_train_config, recipe_help
+from flag_table import parse_train_config
+
+from recipes import recipe_help
 from util import load_tensorflow, run_tf_command, setup_logging
 
 log = logging.getLogger("trainer")

@@ -39,7 +39,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from config import ARCHS, PRECISIONS  # noqa: E402
+from flag_table import ARCHS, PRECISIONS  # noqa: E402
 
 COUNTED = ("Conv2D", "Conv2DBackpropInput", "Conv2DBackpropFilter", "MatMul", "BatchMatMulV2")
 
@@ -159,7 +159,7 @@ def _timed(run_once, batch_size, seconds, smoke):
 
 def model_config(args, fast_convolutions=True):
     import model
-    from config import BN_DECAY
+    from flag_table import BN_DECAY
     return model.ModelConfig(tuple(args.image_shape), args.num_classes, args.n_z,
                              args.norm_type, args.deconv_type, BN_DECAY, args.arch,
                              fast_convolutions=fast_convolutions)
@@ -173,7 +173,8 @@ def _training_graph(args, batch_size, precision_name, fast_convolutions=True):
     import model
     import precision
     import train_ops
-    from config import ADAM_BETA1, PAPER_COMMON, PAPER_SCRIPTS, REFERENCE_CLIP_NORM
+    from flag_table import ADAM_BETA1
+    from recipes import PAPER_COMMON, PAPER_SCRIPTS, REFERENCE_CLIP_NORM
     step = tf.train.get_or_create_global_step()
 
     def images():

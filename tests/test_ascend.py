@@ -20,7 +20,7 @@ import tensorflow.compat.v1 as tf
 import cann
 import train_loop
 import trainer
-from config import parse_train_config
+from flag_table import parse_train_config
 from conftest import fake_cann
 from errors import ConfigError
 

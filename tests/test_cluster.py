@@ -18,7 +18,7 @@ import checkpoints
 import cluster
 import scripts_launch
 import train_loop
-from config import parse_train_config
+from flag_table import parse_train_config
 from conftest import network_weights
 from errors import ConfigError
 from names import EMA_NAME

@@ -9,7 +9,8 @@ import tensorflow.compat.v1 as tf
 import losses as losses_lib
 import model as model_lib
 import train_ops as train_ops_lib
-from config import ADAM_BETA1, REFERENCE_CLIP_NORM
+from flag_table import ADAM_BETA1
+from recipes import REFERENCE_CLIP_NORM
 
 SHAPES = [(28, 28, 1), (32, 32, 3), (20, 44, 3)]  # MNIST, SVHN/CIFAR-10, a custom one
 DECONV_TYPES = ["bilinear", "nn", "transpose"]

@@ -30,7 +30,7 @@ def test_a_dataset_is_named_by_its_upper_cased_last_part():
 
 
 def test_names_and_the_modules_the_commands_parse_flags_with_load_no_tensorflow():
-    code = "import sys, names, config, files; print('tensorflow' in sys.modules)"
+    code = "import sys, names, flag_table, recipes, flag_rules, run_config, files; print('tensorflow' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
                          text=True, check=True).stdout
     assert out.strip() == "False"

@@ -28,7 +28,7 @@ import input_ops
 import run_folder
 import startup
 import train_graph
-from config import parse_train_config
+from flag_table import parse_train_config
 from datasets import store
 from easydata import make_easy_dataset
 from paper_reference import D_UNITS, MOM1, MOM2, Noise, Pass, PaperMNIST

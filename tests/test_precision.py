@@ -15,8 +15,9 @@ import precision
 import train_loop
 import train_ops as train_ops_lib
 import trainer
-from config import ADAM_BETA1, REFERENCE_CLIP_NORM
-from config import parse_train_config
+from flag_table import ADAM_BETA1
+from recipes import REFERENCE_CLIP_NORM
+from flag_table import parse_train_config
 from conftest import fake_cann
 from errors import ConfigError
 from test_ascend import MULTI

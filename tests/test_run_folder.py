@@ -10,7 +10,8 @@ import pytest
 import tensorflow.compat.v1 as tf
 
 import run_folder
-from config import LEGACY_VALUES, parse_train_config, save_run_config
+from flag_table import parse_train_config
+from run_config import LEGACY_VALUES, save_run_config
 from errors import ConfigError
 from names import CONFIG_FILE, LABELED_IDS_FILE, LOG_FILE
 

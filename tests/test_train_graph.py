@@ -8,7 +8,7 @@ import input_ops
 import run_folder
 import startup
 import train_graph
-from config import parse_train_config
+from flag_table import parse_train_config
 from datasets import store
 from errors import ConfigError
 from names import EMA_NAME

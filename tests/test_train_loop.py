@@ -9,7 +9,7 @@ import platforms
 import precision
 import startup
 from schedule import Schedule
-from config import parse_train_config
+from flag_table import parse_train_config
 from conftest import fake_cann, network_weights
 from errors import ConfigError
 

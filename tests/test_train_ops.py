@@ -11,7 +11,8 @@ import tensorflow.compat.v1 as tf
 import losses as losses_lib
 import model as model_lib
 import train_ops as train_ops_lib
-from config import ADAM_BETA1, REFERENCE_CLIP_NORM
+from flag_table import ADAM_BETA1
+from recipes import REFERENCE_CLIP_NORM
 
 
 GRADS = [np.array([0.3, -2.0, 1e-6, 0.0], np.float32),

@@ -8,9 +8,11 @@ import sys
 
 import pytest
 
-import config
-from config import apply_recipe, check_method_flags, parse_train_config
+import recipes
 from errors import ConfigError
+from flag_rules import check_method_flags
+from flag_table import parse_train_config
+from recipes import apply_recipe
 
 MNIST = ("MNIST", (28, 28, 1), 10, 60000)
 CIFAR10 = ("CIFAR10", (32, 32, 3), 10, 50000)
@@ -118,4 +120,4 @@ def test_help_shows_each_recipes_defaults():
     assert "(default: 32; paper recipe: 100)" in flat
     assert "paper recipe: MNIST 0.003, SVHN 0.0003, CIFAR10 0.0003" in flat
     assert "paper recipe: MNIST 10 per class, SVHN 100 per class, CIFAR10 400 per class" in flat
-    assert "Recipes:" in out and config.PAPER_SCRIPTS["MNIST"].script in flat
+    assert "Recipes:" in out and recipes.PAPER_SCRIPTS["MNIST"].script in flat

@@ -1,20 +1,20 @@
-"""The training flags: one table of defaults, grouped, each with its reason.
+"""The training flags: one table of defaults, grouped, each with its reason,
+and the flags the other commands share with it.
 
-Parsed once by trainer.py into an immutable TrainConfig that is passed down;
-no other module reads sys.argv. The run folder keeps it as config.json.
+    config, explicit, unknown = parse_train_config(argv)   # trainer.py
+
+parses once into an immutable TrainConfig that is passed down; no other
+module reads sys.argv. The recipes (recipes.py) change some defaults per
+experiment; flag_rules.py refuses combinations that cannot work;
+run_config.py keeps the finished config as the run folder's config.json.
+No TensorFlow here, so --help is instant.
 """
 
 import argparse
 import collections
-import json
-import os
-import textwrap
 
 from datasets import DATA_DIR
-from errors import ConfigError
-from files import write_json_atomic
-from names import CONFIG_FILE
-
+from recipes import RECIPE_FLAGS, paper_default_text
 
 def _str2bool(value):
     if isinstance(value, bool):
@@ -57,7 +57,6 @@ METHODS = ("ssgan", "improved_gan", "supervised")  # --method; losses.py
 FEATURE_NORMS = ("l2", "l1")  # --feature_matching; losses.py
 OPTIMIZERS = ("adam", "paper_adam")  # --optimizer; train_ops.py builds them
 ADAM_BETA1 = 0.5  # --beta1: the reference's and the paper's
-REFERENCE_CLIP_NORM = 20.0  # the reference's global-norm clip of both networks' gradients
 DEVICES = ("auto", "cpu", "gpu", "npu")  # --device; device.py resolves them
 PRECISIONS = ("fp32", "bf16", "fp16")  # --precision; precision.py maps them to dtypes
 JOB_NAMES = ("chief", "worker", "ps")  # --job_name; cluster.py
@@ -73,7 +72,7 @@ def _clip_norm(value):
 
 
 # (group, flag, keyword arguments). Defaults are the reference's unless the
-# help says otherwise.
+# help says otherwise; --help adds the paper recipe's (recipes.py).
 FLAGS = [
     ("data", "--dataset", dict(
         default="MNIST",
@@ -157,12 +156,10 @@ FLAGS = [
              "0: constant")),
     ("training", "--optimizer", dict(
         default="auto", choices=("auto",) + OPTIMIZERS,
-        help="adam: TensorFlow's Adam, epsilon 1e-8 added to sqrt(v) (the reference's). "
-             "paper_adam: the Improved-GAN paper's, epsilon 1e-8 inside the square root, "
-             "which floors the denominator at 1e-4 so that parameters with tiny gradients "
-             "barely move (with TensorFlow's, they move by about the learning rate whatever "
-             "their gradients, and the paper's MNIST-100 recipe collapses). auto: adam for "
-             "--method ssgan, paper_adam otherwise")),
+        help="adam: TensorFlow's Adam (the reference's). paper_adam: the paper's, epsilon "
+             "inside the square root, without which the paper's MNIST-100 recipe collapses "
+             "(docs/reproducing.md, 'The epsilon decides'). auto: adam for --method ssgan, "
+             "paper_adam otherwise")),
     ("training", "--beta1", dict(
         type=float, default=ADAM_BETA1,
         help="Adam's beta1 (the decay of its gradient average) for D and G, both "
@@ -215,21 +212,16 @@ FLAGS = [
     ("run", "--precision", dict(
         default="fp32", choices=PRECISIONS,
         help="what the networks compute in; variables, optimizer state and losses stay "
-             "float32. bf16: CPUs with AVX-512 BF16 / AMX and recent GPUs (no loss scaling "
-             "needed). fp16: GPUs, with dynamic loss scaling. On an Ascend 910 the graph stays "
-             "float32 and this picks the adapter's precision_mode: fp32 -> force_fp32 "
-             "(convolutions and matmuls still take float16 inputs there, with float32 "
-             "outputs) on CANN 6.2 and later, else allow_fp32_to_fp16, with a warning; "
-             "fp16 -> allow_mix_precision; all with the adapter's loss scaling. "
-             "A resumed run keeps its precision")),
+             "float32. bf16: CPUs with AVX-512 BF16 / AMX and recent GPUs. fp16: GPUs, with "
+             "dynamic loss scaling. On an Ascend 910 it picks the adapter's precision_mode "
+             "(docs/distributed.md, 'Ascend 910 and ModelArts'). A resumed run keeps its "
+             "precision")),
     ("run", "--precision_mode", dict(
         default=None,
         help="on the NPU, the Ascend adapter's precision_mode instead of the one --precision "
-             "picks: force_fp32 (CANN 6.2 and later), allow_mix_precision, allow_fp32_to_fp16 "
-             "(the adapter's default, the model card's runs), force_fp16, "
-             "must_keep_origin_dtype (fails on the 910: no float32 convolution); "
-             "docs/distributed.md ('Ascend 910 and ModelArts') says what each computes in "
-             "float16")),
+             "picks: force_fp32 (CANN 6.2 and later), allow_mix_precision, allow_fp32_to_fp16, "
+             "force_fp16, must_keep_origin_dtype; docs/distributed.md says what each computes "
+             "in float16")),
     ("run", "--debug", dict(action="store_true", help="log debugging detail")),
     ("platform", "--data_url", dict(
         default=None,
@@ -255,233 +247,62 @@ FLAGS = [
              "restarting) logs whom it waits for, and again every as many seconds")),
 ]
 
-# Flags that shape the networks: a resumed run must keep them.
-MODEL_FLAGS = ("n_z", "norm_type", "deconv_type", "batch_size", "arch", "minibatch_kernels",
-               "num_labeled", "data_seed", "method", "historical_averaging", "ema_decay",
-               "precision")
-
-
-# Flags that do nothing in some runs: (flags, when, why). Given explicitly
-# there, they are refused: the run would not do what the command says.
-IGNORED_FLAGS = [
-    (("norm_type", "deconv_type", "bn_decay"), lambda c: c.arch == "paper",
-     "the paper's networks (--arch paper) have their own normalisation and upsampling; "
-     "these shape the reference's (--arch reference)"),
-    (("learning_rate_g", "update_rate", "feature_matching", "unlabeled_weight"),
-     lambda c: c.method == "supervised",
-     "--method supervised trains D alone on the labeled images: G, its steps and the "
-     "unlabeled loss are not used (--method improved_gan uses them)"),
-    (("feature_matching",), lambda c: c.method == "ssgan",
-     "feature matching is G's loss in --method improved_gan; the reference's G loss "
-     "(--method ssgan) is the GAN loss plus reconstruction"),
-    (("unlabeled_weight",), lambda c: c.method == "ssgan" and not c.num_labeled,
-     "with every label kept (--num_labeled 0) --method ssgan has no unlabeled batch to weight"),
-    (("data_seed",), lambda c: not c.num_labeled,
-     "--data_seed chooses the labeled subset of --num_labeled; with every label kept there is "
-     "none"),
-]
-
-
-def check_method_flags(config, explicit=()):
-    """Raises ConfigError for flag combinations that cannot work, and for
-    flags given explicitly that the run would ignore."""
-    if config.arch == "paper" and config.method == "ssgan":
-        raise ConfigError(
-            "--arch paper with --method ssgan cannot train G: the paper's networks fix D's fake "
-            "logit at 0, so the reference's G loss is a constant and G gets no gradient once "
-            "the reconstruction term has faded (step 1,500). Use --method improved_gan (the "
-            "default with --arch paper) or --method supervised, or --arch reference for the "
-            "reference's losses")
-    for flags, applies, why in IGNORED_FLAGS:
-        ignored = [name for name in flags if name in explicit]
-        if ignored and applies(config):
-            raise ConfigError("%s would be ignored: %s. Leave %s out" % (
-                " ".join("--%s" % n for n in ignored), why,
-                "it" if len(ignored) == 1 else "them"))
-    if config.label_smoothing and config.method != "improved_gan":
-        raise ConfigError("--label_smoothing applies to --method improved_gan (the reference's "
-                          "D loss already puts 0.1 of the fake target on the classes)")
-    if not 0.0 <= config.label_smoothing < 1.0:
-        raise ConfigError("--label_smoothing must lie in [0, 1), got %s" % config.label_smoothing)
-    if not 0.0 <= config.ema_decay < 1.0:
-        raise ConfigError("--ema_decay must lie in [0, 1), got %s" % config.ema_decay)
-    if config.unlabeled_weight < 0 or config.historical_averaging < 0:
-        raise ConfigError("--unlabeled_weight and --historical_averaging cannot be negative")
-    if config.lr_decay_start and config.lr_decay_start >= config.max_training_steps:
-        raise ConfigError("--lr_decay_start %d is not before --max_training_steps %d"
-                          % (config.lr_decay_start, config.max_training_steps))
-
-
 TrainConfig = collections.namedtuple(
     "TrainConfig", [flag.lstrip("-") for _, flag, _ in FLAGS])
 
-# What runs saved before a flag existed were trained with, when that differs
-# from what the flag's default means now.
-LEGACY_VALUES = {"optimizer": "adam", "clip_norm": REFERENCE_CLIP_NORM}
 
-# ---- Recipes: the defaults of a whole experiment ----------------------------
-#
-# The flag table's defaults are the reference's (the model card's run). The
-# paper's semi-supervised experiments use other settings throughout; --method
-# improved_gan or supervised, or --arch paper, bring them all as defaults,
-# per dataset as the paper's scripts set them, and any flag given explicitly
-# wins.
-
-# openai/improved-gan, mnist_svhn_cifar10/train_<name>_feature_matching.py:
-# labeled examples per class (--count), Adam's rate, epochs, and the epochs at
-# the end over which the rate falls linearly to 0.
-PaperScript = collections.namedtuple(
-    "PaperScript", "script labels_per_class learning_rate epochs decay_epochs")
-PAPER_SCRIPTS = collections.OrderedDict([
-    ("MNIST", PaperScript("train_mnist_feature_matching.py", 10, 0.003, 300, 0)),
-    ("SVHN", PaperScript("train_svhn_feature_matching.py", 100, 0.0003, 900, 300)),
-    ("CIFAR10", PaperScript("train_cifar_feature_matching.py", 400, 0.0003, 1200, 400)),
-])
-# What every one of those scripts shares.
-PAPER_COMMON = collections.OrderedDict([
-    ("arch", "paper"), ("method", "improved_gan"), ("batch_size", 100), ("n_z", 100),
-    ("ema_decay", 0.9999), ("optimizer", "paper_adam"), ("clip_norm", 0.0)])
-REFERENCE_RECIPE = collections.OrderedDict([
-    ("arch", "reference"), ("method", "ssgan"), ("optimizer", "adam"),
-    ("clip_norm", REFERENCE_CLIP_NORM)])
-# The flags a recipe may set; the others keep the flag table's defaults.
-RECIPE_FLAGS = ("arch", "method", "batch_size", "n_z", "learning_rate_d", "learning_rate_g",
-                "ema_decay", "optimizer", "clip_norm", "num_labeled", "max_training_steps",
-                "lr_decay_start")
+def _help_with_defaults(flag, kwargs):
+    """A flag's help with its default and, for the flags a recipe sets, the
+    paper recipe's."""
+    name = flag.lstrip("-")
+    if "default" not in kwargs or kwargs.get("action") == "store_true":
+        return kwargs["help"]
+    paper = ""
+    if name in RECIPE_FLAGS:
+        paper = "; paper recipe: %s" % paper_default_text(name).replace("%", "%%")
+    return kwargs["help"] + " (default: %(default)s" + paper + ")"
 
 
-def recipe_of(config, given):
-    """'paper' or 'reference': the experiment the flags in `given` (the
-    command line's and a resumed run's) ask for. --method decides; without
-    it, --arch."""
-    if "method" in given:
-        return "reference" if config.method == "ssgan" else "paper"
-    if "arch" in given and config.arch == "paper":
-        return "paper"
-    return "reference"
-
-
-def paper_script(dataset_name, image_shape):
-    """Which of the paper's scripts a dataset follows: MNIST's for grayscale
-    images (its MLPs), SVHN's for SVHN, CIFAR-10's for other colour images."""
-    if image_shape[-1] == 1:
-        return "MNIST"
-    return "SVHN" if dataset_name.upper() == "SVHN" else "CIFAR10"
-
-
-def steps_per_epoch(config, num_train):
-    """Steps of one pass over the training images at config's batch size: the
-    paper's epoch is num_train // batch D updates, and each D step is
-    followed by --update_rate G steps (none for --method supervised)."""
-    iterations = num_train // config.batch_size
-    return iterations if config.method == "supervised" else iterations * (config.update_rate + 1)
-
-
-def apply_recipe(config, given, dataset_name, image_shape, num_classes, num_train):
-    """config with every flag not in `given` set by the run's recipe.
-    Returns (config, recipe text, {flag: value} the recipe set)."""
-    recipe = recipe_of(config, given)
-    if recipe == "reference":
-        values = dict(REFERENCE_RECIPE)
-        text = "the reference's (clvrai/SSGAN-Tensorflow, the model card)"
-    else:
-        name = paper_script(dataset_name, image_shape)
-        script = PAPER_SCRIPTS[name]
-        values = dict(PAPER_COMMON, learning_rate_d=script.learning_rate,
-                      learning_rate_g=script.learning_rate,
-                      num_labeled=script.labels_per_class * num_classes)
-        text = "the paper's (openai/improved-gan %s)" % script.script
-    set_here = {k: v for k, v in values.items() if k not in given}
-    config = config._replace(**set_here)
-    if recipe == "paper":  # in steps of the resolved batch size and method
-        derived = {}
-        if "max_training_steps" not in given:
-            derived["max_training_steps"] = script.epochs * steps_per_epoch(config, num_train)
-        if script.decay_epochs and "lr_decay_start" not in given:
-            maximum = derived.get("max_training_steps", config.max_training_steps)
-            derived["lr_decay_start"] = \
-                maximum * (script.epochs - script.decay_epochs) // script.epochs
-        config = config._replace(**derived)
-        set_here.update(derived)
-    for name in ("optimizer", "clip_norm"):  # 'auto' given explicitly
-        if getattr(config, name) == "auto":
-            set_here[name] = values[name]
-    config = config._replace(optimizer=set_here.get("optimizer", config.optimizer),
-                             clip_norm=float(set_here.get("clip_norm", config.clip_norm)))
-    return config, text, set_here
-
-
-def _paper_default_text(name):
-    """The paper recipe's default of one flag, for its --help."""
-    if name in PAPER_COMMON:
-        return str(PAPER_COMMON[name])
-    per_script = {
-        "learning_rate_d": lambda s: str(s.learning_rate),
-        "learning_rate_g": lambda s: str(s.learning_rate),
-        "num_labeled": lambda s: "%d per class" % s.labels_per_class,
-        "max_training_steps": lambda s: "%d epochs" % s.epochs,
-        "lr_decay_start": lambda s: ("the last %d epochs" % s.decay_epochs
-                                     if s.decay_epochs else "0"),
-    }[name]
-    return ", ".join("%s %s" % (key, per_script(script))
-                     for key, script in PAPER_SCRIPTS.items())
-
-
-def recipe_help():
-    """The --help section on recipes, from the tables above."""
-    text = ("Recipes: the defaults shown with each flag are the reference's (the model card's "
-            "run, --method ssgan). --method improved_gan or supervised, or --arch paper, bring "
-            "the paper's settings as the defaults instead ('paper recipe' in each flag's help), "
-            "as its scripts (openai/improved-gan, mnist_svhn_cifar10/train_*_feature_matching"
-            ".py) set them: grayscale images follow the MNIST script, SVHN its own, other "
-            "colour images CIFAR-10's. An epoch is (training images / batch) D steps, each "
-            "followed by --update_rate G steps. A flag given explicitly always wins; the first "
-            "log lines and config.json say where each value came from.")
-    text += " The scripts: " + ", ".join(
-        "%s %s" % (name, script.script) for name, script in PAPER_SCRIPTS.items()) + "."
-    return textwrap.fill(text, 90)
-
-
-def build_parser(description=None, epilog=None):
+def build_parser(description=None, epilog=None, defaults=True):
+    """The trainer's parser, its flags grouped as in FLAGS. defaults=False
+    leaves a flag not given out of the parsed namespace (explicit_flags)."""
     parser = argparse.ArgumentParser(description=description, epilog=epilog,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     groups = collections.OrderedDict()
     for group, flag, kwargs in FLAGS:
         if group not in groups:
             groups[group] = parser.add_argument_group(group)
-        kwargs = dict(kwargs)
-        if "default" in kwargs and kwargs.get("action") != "store_true":
-            kwargs["help"] = kwargs["help"] + " (default: %(default)s" + (
-                "; paper recipe: %s)" % _paper_default_text(flag.lstrip("-")).replace("%", "%%")
-                if flag.lstrip("-") in RECIPE_FLAGS else ")")
+        kwargs = dict(kwargs, help=_help_with_defaults(flag, kwargs))
+        if not defaults:
+            kwargs["default"] = argparse.SUPPRESS
         groups[group].add_argument(flag, **kwargs)
     return parser
 
 
-def explicit_flags(parser, argv):
+def explicit_flags(argv):
     """Names of the flags given on the command line (not left at defaults)."""
-    sentinel = object()
-    saved = {a.dest: a.default for a in parser._actions}
-    try:
-        for action in parser._actions:
-            action.default = sentinel
-        given, _ = parser.parse_known_args(argv)
-    finally:
-        for action in parser._actions:
-            action.default = saved[action.dest]
-    return {k for k, v in vars(given).items() if v is not sentinel}
+    given, _ = build_parser(defaults=False).parse_known_args(argv)
+    return set(vars(given))
 
 
 def parse_train_config(argv, description=None, epilog=None):
     """(TrainConfig, names of the flags given explicitly, arguments not
     understood). Platforms such as ModelArts add arguments of their own, so
     unknown ones are returned, not fatal."""
-    parser = build_parser(description, epilog)
-    args, unknown = parser.parse_known_args(argv)
-    return TrainConfig(**vars(args)), explicit_flags(parser, argv), unknown
+    args, unknown = build_parser(description, epilog).parse_known_args(argv)
+    return TrainConfig(**vars(args)), explicit_flags(argv), unknown
 
 
-# ---- Flags of the commands that read a trained run (evaler.py, export.py) ----
+# ---- Flags the other commands share ----
+
+def add_flags(parser, names):
+    """The trainer's flags `names` (say "device", "debug"), as FLAGS defines
+    them, on another command's parser."""
+    table = dict((flag.lstrip("-"), (flag, kwargs)) for _, flag, kwargs in FLAGS)
+    for name in names:
+        flag, kwargs = table[name]
+        parser.add_argument(flag, **dict(kwargs, help=_help_with_defaults(flag, kwargs)))
+
 
 def add_checkpoint_flag(parser):
     """The --checkpoint flag of the commands that read a trained run."""
@@ -499,19 +320,3 @@ def add_weights_flag(parser):
         help="which discriminator weights to use: ema, the moving average a run trained "
              "with --ema_decay keeps (the paper evaluates those); raw, the trained weights; "
              "auto: ema when the run has it (default: %(default)s)")
-
-
-def save_run_config(run_dir, config, extra):
-    """Writes config.json: the flags plus what was derived (dataset shape...)."""
-    value = dict(config._asdict())
-    value.update(extra)
-    write_json_atomic(os.path.join(run_dir, CONFIG_FILE), value)
-
-
-def load_run_config(run_dir):
-    """The saved config.json of a run folder, or None."""
-    path = os.path.join(run_dir, CONFIG_FILE)
-    if not os.path.isfile(path):
-        return None
-    with open(path) as f:
-        return json.load(f)
