@@ -115,8 +115,8 @@ FLAGS = [
     ("model", "--bn_decay", dict(
         type=float, default=BN_DECAY,
         help="batch-norm moving-average decay per step. D's weights change fast in "
-             "adversarial training; averages with 0.9 follow them, while the old contrib "
-             "0.999 leaves evaluation far behind for thousands of steps")),
+             "adversarial training; averages with 0.9 follow them, while 0.999 (tf.contrib's "
+             "default) leaves evaluation far behind for thousands of steps")),
     ("training", "--max_training_steps", dict(
         type=_positive_int, default=40000,
         help="total steps (D and G steps together), as the model card trains; a resumed "

@@ -76,10 +76,10 @@ $PYTHON "$REPO/download.py" --dataset "$DATASET" --data_dir "$DATA_DIR" ${DOWNLO
 read -r NUM_TRAIN BATCH < <($PYTHON - "$REPO" "$DATASET" "$DATA_DIR" <<'EOF'
 import sys
 sys.path.insert(0, sys.argv[1])
-import config
+import recipes
 from datasets import store
 print(len(store.open_dataset(sys.argv[2], sys.argv[3]).splits["train"]),
-      config.PAPER_COMMON["batch_size"])
+      recipes.PAPER_COMMON["batch_size"])
 EOF
 )
 ITERATIONS=$((NUM_TRAIN / BATCH))  # per epoch, as the paper's loop
