@@ -11,6 +11,7 @@ import tensorflow.compat.v1 as tf
 import cann
 import losses as losses_lib
 import model as model_lib
+import platforms
 import precision
 import train_loop
 import train_ops as train_ops_lib
@@ -258,12 +259,12 @@ def test_bf16_run_trains_and_saves_float32_variables(data, tmp_path, capsys):
 def test_fp16_on_the_npu_reaches_the_adapter_with_loss_scaling(standins, data, tmp_path,
                                                                monkeypatch):
     made = []
-    real = train_loop.session_config
+    real = platforms.session_config
 
     def recording(dev, precision_mode=None):
         made.append((dev, precision_mode))
         return real(dev, precision_mode)
-    monkeypatch.setattr(train_loop, "session_config", recording)
+    monkeypatch.setattr(platforms, "session_config", recording)
     run_dir = str(tmp_path / "npu")
     environ = dict(MULTI, RANK_SIZE="1", RANK_ID="0")
     config, explicit, _ = parse_train_config(
