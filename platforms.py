@@ -108,6 +108,19 @@ class Local(object):
                                                                 config.precision_mode))
         return stack.enter_context(cluster.closing_session(session, on_cluster=False))
 
+    def rejoin(self, sess, graph, resume_from):
+        """On the writer: the global step of a running training it rejoins
+        (its variables are set already), else None."""
+        return None
+
+    def join(self, sess, graph, resume_from, wait_log_secs):
+        """Sets the variables of a process that does not write the run
+        folder: as the writer's start (each card restores the checkpoint;
+        rank 0's weights are then broadcast)."""
+        sess.run(tf.global_variables_initializer())
+        if resume_from:
+            graph.saver.restore(sess, resume_from)
+
     def start(self, sess, together):
         """Runs once the variables are set, before the first step."""
 
@@ -257,7 +270,25 @@ class Cluster(Local):
                                                               config.precision_mode)))
         return stack.enter_context(cluster.closing_session(session, on_cluster=True))
 
+    def rejoin(self, sess, graph, resume_from):
+        # A chief restarted into a running cluster finds every variable set.
+        if len(sess.run(tf.report_uninitialized_variables(tf.global_variables()))):
+            return None
+        step = sess.run(graph.global_step)
+        log.info("Rejoined the running cluster at step %d: the parameter servers kept the "
+                 "training state (the newest checkpoint is %s)", step, resume_from or "none")
+        return step
+
+    def join(self, sess, graph, resume_from, wait_log_secs):
+        # The chief sets the variables on the parameter servers.
+        cluster.wait_until_initialized(
+            sess, tf.global_variables() + graph.together.progress.variables,
+            cluster.task_names(self.workers)[0], wait_log_secs)
+
     def start(self, sess, together):
+        progress = together.progress
+        if self.is_chief and not sess.run(progress.initialized):
+            sess.run(progress.initializer)
         self.sync_threads.start(sess, together.sync, self.workers)
 
     def log_batch_size(self, batch_size):

@@ -354,46 +354,40 @@ def _start(sess, run):
 
 
 def _initialize(sess, run):
-    """Sets every variable: rank 0 / the chief restores the run's checkpoint or
-    initialises; on a cluster the others wait for it, and a chief restarted
-    into a running cluster takes the parameter servers' state as it is (it
-    is newer than any checkpoint)."""
-    graph, platform, resume_from = run.graph, run.platform, run.resume_from
-    workers, progress = platform.workers, graph.together.progress
-    start_step = run.start_step
-    rejoined = platform.is_chief and workers is not None and not len(
-        sess.run(tf.report_uninitialized_variables(tf.global_variables())))
-    if rejoined:
-        start_step = sess.run(graph.global_step)
-        log.info("Rejoined the running cluster at step %d: the parameter servers kept the "
-                 "training state (the newest checkpoint is %s)", start_step,
-                 resume_from or "none")
-    elif platform.is_chief:
-        if resume_from:  # restoring sets every variable: no window of fresh weights
-            graph.saver.restore(sess, resume_from)
-            log.info("Resumed from %s at step %d", resume_from, start_step)
-        else:
-            sess.run(tf.global_variables_initializer())
-            if run.init_from:
-                tf.train.Saver(graph.model_variables).restore(sess, run.init_from)
-                log.info("Initialised D and G from %s", run.init_from)
-            elif graph.data_init_ops:
-                sess.run(graph.data_init_ops)
-                log.info("Data-dependent initialisation of %d weight-normalised layer "
-                         "parameters done", len(graph.data_init_ops))
-            sess.run(graph.train_ops.sync_averages)
-    elif workers is not None:
-        cluster.wait_until_initialized(sess, tf.global_variables() + progress.variables,
-                                       cluster.task_names(workers)[0],
-                                       run.config.wait_log_secs)
-    else:
-        sess.run(tf.global_variables_initializer())
-        if resume_from:
-            graph.saver.restore(sess, resume_from)
-    if platform.is_chief and (rejoined or resume_from):  # --max_to_keep counts them
-        graph.saver.recover_last_checkpoints(checkpoints.saved_up_to(run.run_dir, start_step))
-    if platform.is_chief and progress is not None and not sess.run(progress.initialized):
-        sess.run(progress.initializer)
+    """Sets every variable: rank 0 / the chief restores the run's checkpoint
+    or initialises (_set_variables), unless it rejoins a cluster that kept
+    running (its parameter servers' state is newer than any checkpoint); the
+    platform says what the other processes do (platforms.*.join)."""
+    graph, platform = run.graph, run.platform
+    if not platform.is_chief:
+        platform.join(sess, graph, run.resume_from, run.config.wait_log_secs)
+        return
+    rejoined_at = platform.rejoin(sess, graph, run.resume_from)
+    if rejoined_at is None:
+        _set_variables(sess, run)
+    if rejoined_at is not None or run.resume_from:  # --max_to_keep counts them
+        graph.saver.recover_last_checkpoints(checkpoints.saved_up_to(
+            run.run_dir, run.start_step if rejoined_at is None else rejoined_at))
+
+
+def _set_variables(sess, run):
+    """The writer's variables: restored from the run's checkpoint, or
+    initialised (from --checkpoint's D and G, or the paper's data-dependent
+    initialisation)."""
+    graph, resume_from = run.graph, run.resume_from
+    if resume_from:  # restoring sets every variable: no window of fresh weights
+        graph.saver.restore(sess, resume_from)
+        log.info("Resumed from %s at step %d", resume_from, run.start_step)
+        return
+    sess.run(tf.global_variables_initializer())
+    if run.init_from:
+        tf.train.Saver(graph.model_variables).restore(sess, run.init_from)
+        log.info("Initialised D and G from %s", run.init_from)
+    elif graph.data_init_ops:
+        sess.run(graph.data_init_ops)
+        log.info("Data-dependent initialisation of %d weight-normalised layer "
+                 "parameters done", len(graph.data_init_ops))
+    sess.run(graph.train_ops.sync_averages)
 
 
 def _check_start_agreement(sess, agreement, rank, start_step, run_dir):
