@@ -166,15 +166,13 @@ class Ascend(Local):
     """Ascend cards through the adapter: one card, or several over HCCL
     (rank.size > 1), each reading its shard, with gradients all-reduced,
     rank 0's weights broadcast at the start, and a vote after every step so
-    that every card stops after the same one.
+    that every card stops after the same one. The adapter's loss scaling
+    follows the run's --precision_mode (config.precision_mode)."""
 
-    precision_mode: the adapter's, which decides its loss scaling."""
-
-    def __init__(self, rank, precision_mode, upload_to=None, environ=None):
+    def __init__(self, rank, upload_to=None, environ=None):
         Local.__init__(self, "npu", upload_to)
         self.rank = rank
         self.is_chief = rank.rank == 0
-        self.precision_mode = precision_mode
         self.votes = rank.size > 1
         self.environ = environ or {}
 
@@ -184,7 +182,7 @@ class Ascend(Local):
 
     def optimizer_wrapper(self, config):
         wrapper = ascend.optimizer_wrapper(
-            self.rank.size, precision.npu_loss_scaling(self.precision_mode),
+            self.rank.size, precision.npu_loss_scaling(config.precision_mode),
             precision.LOSS_SCALE_INITIAL, precision.LOSS_SCALE_PERIOD)
         return wrapper, False  # the adapter scales the loss
 

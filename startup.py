@@ -112,7 +112,7 @@ def place(config, environ, workers=None):
         check_cluster(config, device, rank)
         return config, platforms.Cluster(device, workers, upload_to), root
     if device == "npu":
-        return config, platforms.Ascend(rank, config.precision_mode, upload_to, environ), root
+        return config, platforms.Ascend(rank, upload_to, environ), root
     return config, platforms.Local(device, upload_to), root
 
 
