@@ -4,7 +4,7 @@ and G until the stop policy ends the run:
     status = train(config, explicit)   # trainer.py's one call
 
 startup.py resolves and checks the run, train_graph.py builds its graph,
-and here each step is one session.run (Steps.train) whose log lines,
+and here each step is one session.run (TrainingSteps.train) whose log lines,
 summaries and checkpoints land in the run folder (run_folder.py). Ascend
 cards and a TensorFlow cluster's workers differ only behind the run's
 platform (platforms.py).
@@ -128,16 +128,16 @@ def _run(run):
         policy = stack.enter_context(StopPolicy(run))
         bar = stack.enter_context(progress_bar(config.max_training_steps, step))
         watch = stack.enter_context(platform.watch(sess, graph.together, config.wait_log_secs))
-        steps = Steps(sess, run, writer, watch)
+        steps = TrainingSteps(sess, run, writer, watch)
         saving = _Checkpointing(sess, run, writer, step)
         while policy.running(step):
             steps.validate(step)
-            train_g, signs = steps.train(step, policy.asked)
-            diverged = policy.after_step("G" if train_g else "D", step, signs)
+            train_g, out = steps.train(step, policy.asked)
+            diverged = policy.after_step("G" if train_g else "D", step, out["signs"])
             if diverged:
                 _log_divergence(diverged, run.run_dir)
                 return 1
-            steps.record(step, train_g)
+            steps.record(step, train_g, out)
             step += 1
             bar.update(1)
             if step % config.output_save_step == 0 and platform.is_chief:
@@ -249,7 +249,7 @@ class StopPolicy(object):
         return EXIT_INTERRUPTED[self.signal.signum or signal.SIGTERM]
 
 
-class Steps(object):
+class TrainingSteps(object):
     """The process's training steps: each one session.run that updates one
     network (Schedule.trains_g), and the log lines, collapse warnings and
     summaries its numbers make."""
@@ -267,7 +267,6 @@ class Steps(object):
         self.d_train = run.platform.d_train(run.graph.train_ops)
         self.batch_size = run.platform.log_batch_size(config.batch_size)
         self.interval_time, self.interval_steps = 0.0, 0
-        self.out = None
 
     def validate(self, step):
         """The [val] line, every --test_sample_step steps."""
@@ -283,7 +282,8 @@ class Steps(object):
                            batch_size=config.batch_size))  # this worker's batch
 
     def train(self, step, asked_to_stop):
-        """Trains `step`. Returns (whether it trained G, its divergence signs)."""
+        """Trains `step`. Returns (whether it trained G, what it fetched:
+        "signs" of divergence, "scalars" for the log lines, maybe "summary")."""
         config, graph, platform = self.run.config, self.run.graph, self.run.platform
         train_g = self.schedule.trains_g(step)
         network = "g" if train_g else "d"
@@ -301,21 +301,21 @@ class Steps(object):
         fetches.update(platform.step_fetches(graph.together, train_g, asked_to_stop, self.sess))
         start = time.time()
         self.watch.step(step)
-        self.out = self.sess.run(fetches)
+        out = self.sess.run(fetches)
         self.watch.step(None)
         platform.after_step(self.sess, graph.together, train_g, step)
         self.interval_time += time.time() - start
         self.interval_steps += 1
-        return train_g, self.out["signs"]
+        return train_g, out
 
-    def record(self, step, train_g):
-        """The summary and log lines of `step`, just run."""
-        if "summary" in self.out:
-            self.writer.add_summary(self.out["summary"], step)
+    def record(self, step, train_g, out):
+        """The summary and log lines of `step`, just run (`out`: what train fetched)."""
+        if "summary" in out:
+            self.writer.add_summary(out["summary"], step)
         if step % self.run.config.log_step == 0:
             self.lines.due(step + 1, self.interval_time / self.interval_steps)
             self.interval_time, self.interval_steps = 0.0, 0
-        self._write(self.lines.record(train_g, self.out["scalars"]))
+        self._write(self.lines.record(train_g, out["scalars"]))
 
     def flush_lines(self):
         """Every due line, its missing numbers the latest (before a save, at the end)."""
